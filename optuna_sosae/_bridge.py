@@ -1,0 +1,297 @@
+"""SOSAEBridge: what a user's training loop calls, and tuned_latent_dim."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+import logging
+import math
+from typing import TYPE_CHECKING
+from typing import Any
+from typing import TypeVar
+import weakref
+
+import optuna
+import torch
+
+from optuna_sosae import _attrs
+from optuna_sosae._flops import FlopMeter
+from optuna_sosae._penalty import SOSAEPenalty
+from optuna_sosae._penalty import WeightKind
+from optuna_sosae._penalty import active_width
+
+
+if TYPE_CHECKING:
+    from optuna.study import Study
+    from optuna.trial import FrozenTrial
+
+
+_logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Bridges of trials running in this process, so that the sampler's after_trial can write their
+# final FLOP count even when the objective ends with an exception. Keyed by storage and trial.
+_LIVE: weakref.WeakValueDictionary[tuple[int, int], SOSAEBridge] = weakref.WeakValueDictionary()
+
+
+def _flush_live_bridge(study: Study, trial: FrozenTrial) -> None:
+    bridge = _LIVE.pop((id(study._storage), trial._trial_id), None)
+    if bridge is not None:
+        bridge.flush(final=True)
+
+
+class SOSAEBridge:
+    """Connects a training loop to the SOSAE sampler and pruner.
+
+    Create one per trial, after the objective has suggested the latent width. Each step of the
+    loop adds :meth:`penalty` to its loss and runs through :meth:`run`, which counts its FLOPs.
+    After each epoch (or evaluation interval) call :meth:`epoch_end` with the validation loss
+    and the validation latent codes.
+
+    On a *probe* trial the bridge adds the SOSAE penalty, adapts its strength, reads the active
+    width each epoch and asks :class:`~optuna_sosae.SOSAEPruner` whether the width has settled;
+    when it has, the bridge stores the width and ends the trial with
+    :class:`optuna.TrialPruned` (a probe never completes with a value, so it can never become
+    the study's best trial, and TPE never models its loss as if it were the objective). On a
+    *tuned* trial the penalty is zero and the bridge only counts FLOPs.
+
+    How the probe's strength adapts: the reconstruction may give up ``tolerance`` of the data's
+    variance (``tolerance * baseline_loss`` of MSE). After each epoch the strength is multiplied
+    by ``exp(adapt_rate * slack)``, where ``slack`` is how far below that budget the validation
+    loss sits, relative to the budget and clipped to ``[-1, 1]``. The strength never drops below
+    its starting value. So the penalty keeps silencing units while the loss has room, and backs
+    off when it has none; the width it settles to is the smallest the training run finds that
+    reconstructs within the tolerance. This is the constrained formulation of GECO (Rezende and
+    Viola, 2018) applied to the SOSAE penalty, and it makes one default work across data sets
+    whose loss scales differ.
+
+    The FLOP count is written to the trial's ``flops`` user attribute every ``write_every``
+    epochs and when the trial ends, never at every step: a storage write costs as much as an
+    epoch of a small model.
+
+    Args:
+        trial:
+            The running trial.
+        decoder_weight:
+            The weight of the layer consuming the latent code (``decoder[0].weight`` for an
+            MLP), used to make the penalty rescaling-proof; see :class:`SOSAEPenalty`.
+        baseline_loss:
+            Validation MSE of predicting the training mean (what a width of 0 achieves); see
+            :func:`optuna_sosae.data.Dataset.baseline_loss`. It sets the scale of the penalty
+            and the loss budget.
+        tolerance:
+            Share of the data's variance the probe's reconstruction may give up.
+        latent_param:
+            Name of the latent parameter; taken from the study's
+            :class:`~optuna_sosae.SOSAESampler` when omitted.
+        initial_strength:
+            Starting (and lowest) penalty strength, relative to ``sqrt(baseline_loss)``.
+        adapt_rate:
+            How fast the strength adapts per epoch.
+        threshold:
+            Relative activity under which a latent unit counts as silent; see
+            :func:`~optuna_sosae.active_width`.
+        weight, beta, gamma:
+            Position weight of the penalty; see :func:`~optuna_sosae.position_weights`.
+        write_every:
+            Epochs between storage writes of the running FLOP count.
+    """
+
+    def __init__(
+        self,
+        trial: optuna.Trial,
+        *,
+        decoder_weight: torch.Tensor,
+        baseline_loss: float,
+        tolerance: float = 0.05,
+        latent_param: str | None = None,
+        initial_strength: float = 1e-4,
+        adapt_rate: float = 1.0,
+        threshold: float = 0.01,
+        weight: WeightKind = "power",
+        beta: float = 0.1,
+        gamma: float = 1.0,
+        write_every: int = 10,
+    ) -> None:
+        if not isinstance(trial, optuna.Trial):
+            raise TypeError(f"trial must be an optuna.Trial, got {type(trial).__name__}.")
+        if not math.isfinite(baseline_loss) or baseline_loss <= 0:
+            raise ValueError(
+                f"baseline_loss must be a positive finite number, got {baseline_loss!r}."
+            )
+        if not math.isfinite(tolerance) or not 0 < tolerance < 1:
+            raise ValueError(f"tolerance must be in (0, 1), got {tolerance!r}.")
+        if initial_strength <= 0 or adapt_rate < 0 or write_every < 1:
+            raise ValueError(
+                "expected initial_strength > 0, adapt_rate >= 0 and write_every >= 1, got "
+                f"{initial_strength!r}, {adapt_rate!r}, {write_every!r}."
+            )
+        self.trial = trial
+        self.decoder_weight = decoder_weight
+        self.baseline_loss = float(baseline_loss)
+        self.tolerance = float(tolerance)
+        self.threshold = threshold
+        self.adapt_rate = adapt_rate
+        self.write_every = write_every
+        self.meter = FlopMeter()
+
+        self.latent_param = latent_param or _sampler_latent_param(trial)
+        if self.latent_param not in trial.params:
+            raise ValueError(
+                f"the trial has no parameter {self.latent_param!r}: call "
+                f"trial.suggest_int({self.latent_param!r}, low, high) before creating the bridge."
+            )
+        self.width = int(trial.params[self.latent_param])
+        if decoder_weight.dim() != 2 or decoder_weight.shape[1] != self.width:
+            raise ValueError(
+                f"decoder_weight must have shape [out, {self.width}] for latent width "
+                f"{self.width}, got {tuple(decoder_weight.shape)}."
+            )
+        self.role: str = trial.user_attrs.get(_attrs.ROLE, _attrs.FIXED)
+        self._scale = math.sqrt(self.baseline_loss)
+        self._floor = initial_strength
+        self._penalty = SOSAEPenalty(
+            initial_strength * self._scale, kind=weight, beta=beta, gamma=gamma
+        )
+        self._zero = torch.zeros((), device=decoder_weight.device)
+        self.epochs = 0
+        self.widths: list[int] = []
+        self.binding: list[bool] = []
+        self._written_flops = -1
+        self._finished = False
+        _LIVE[(id(trial.storage), trial._trial_id)] = self
+
+        if self.role == _attrs.SUPERSEDED:
+            _logger.info(
+                "Trial %d re-runs a probe, but a width has converged since; ending it.",
+                trial.number,
+            )
+            self._end("superseded by a converged width", converged=None)
+
+    @property
+    def is_probe(self) -> bool:
+        return self.role == _attrs.PROBE
+
+    @property
+    def strength(self) -> float:
+        """Current penalty strength, relative to ``sqrt(baseline_loss)``."""
+        return self._penalty.strength / self._scale
+
+    def penalty(self, latent: torch.Tensor) -> torch.Tensor:
+        """The SOSAE penalty for a batch of latent codes; zero unless this trial is a probe."""
+        if not self.is_probe:
+            return self._zero
+        return self._penalty(latent, self.decoder_weight)
+
+    def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run one training or validation step, ``fn(*args)``, counting its FLOPs."""
+        return self.meter.run(fn, *args)
+
+    def epoch_end(self, val_loss: float, val_latent: torch.Tensor) -> None:
+        """Record one epoch; on a probe, adapt the penalty and end the trial once settled.
+
+        Args:
+            val_loss:
+                Reconstruction loss (MSE) on validation data, without the penalty.
+            val_latent:
+                Latent codes of the validation data, shape ``[samples, width]``.
+
+        Raises:
+            optuna.TrialPruned: The probe has settled (its width is stored), or it cannot
+                converge (its loss is NaN or infinite, or every unit went silent).
+        """
+        self.epochs += 1
+        if self.is_probe:
+            self._probe_epoch(float(val_loss), val_latent)
+        if self.epochs % self.write_every == 0:
+            self.flush()
+
+    def _probe_epoch(self, val_loss: float, val_latent: torch.Tensor) -> None:
+        if not math.isfinite(val_loss):
+            _logger.warning(
+                "Probe trial %d: validation loss is %s at epoch %d; the probe cannot converge.",
+                self.trial.number,
+                val_loss,
+                self.epochs,
+            )
+            self._end(f"diverged: validation loss {val_loss} at epoch {self.epochs}", None)
+        width = active_width(val_latent, self.decoder_weight, threshold=self.threshold)
+        budget = self.tolerance * self.baseline_loss
+        self.widths.append(width)
+        if width == 0:
+            self._end(f"collapsed: every latent unit went silent at epoch {self.epochs}", None)
+
+        slack = max(-1.0, min(1.0, (budget - val_loss) / budget))
+        strength = self._penalty.strength * math.exp(self.adapt_rate * slack)
+        self._penalty.strength = max(self._floor * self._scale, strength)
+        # The penalty binds when it has grown past its floor (the loss has been under budget)
+        # and the loss sits near the budget: far below it, the penalty still has room to
+        # silence units; at the floor, the loss is only passing through on its way down.
+        self.binding.append(
+            self.strength > 2 * self._floor and 0.5 * budget <= val_loss <= 1.1 * budget
+        )
+        _logger.debug(
+            "Probe trial %d epoch %d: width %d, loss %.4g (budget %.4g), strength %.3g.",
+            self.trial.number,
+            self.epochs,
+            width,
+            val_loss,
+            budget,
+            self.strength,
+        )
+
+        pruner = self.trial.study.pruner
+        settle = getattr(pruner, "settled", None)
+        if settle is not None and settle(self.widths, self.binding):
+            _logger.info(
+                "Probe trial %d converged to %d latent dimensions after %d epochs, %.3g GFLOPs.",
+                self.trial.number,
+                width,
+                self.epochs,
+                self.meter.total / 1e9,
+            )
+            self._end(f"converged to {width} after {self.epochs} epochs", width)
+
+    def _end(self, outcome: str, converged: int | None) -> None:
+        storage, trial_id = self.trial.storage, self.trial._trial_id
+        storage.set_trial_system_attr(trial_id, _attrs.SYS_OUTCOME, outcome)
+        if converged is not None:
+            storage.set_trial_system_attr(trial_id, _attrs.SYS_CONVERGED, converged)
+            storage.set_trial_user_attr(trial_id, _attrs.WIDTH, converged)
+        self.flush(final=True)
+        raise optuna.TrialPruned(f"SOSAE probe {outcome}.")
+
+    def trajectory(self) -> list[list[int]]:
+        """The probe's width trajectory, compacted to ``[epoch, width]`` at each change."""
+        changes: list[list[int]] = []
+        for epoch, width in enumerate(self.widths, start=1):
+            if not changes or changes[-1][1] != width:
+                changes.append([epoch, width])
+        return changes
+
+    def flush(self, *, final: bool = False) -> None:
+        """Write the FLOP count (and a probe's trajectory) to the storage now."""
+        if self._finished:
+            return
+        storage, trial_id = self.trial.storage, self.trial._trial_id
+        if self.meter.total != self._written_flops:
+            storage.set_trial_user_attr(trial_id, _attrs.FLOPS, int(self.meter.total))
+            self._written_flops = self.meter.total
+        if self.is_probe and self.widths:
+            compact = self.trajectory()
+            storage.set_trial_user_attr(trial_id, _attrs.WIDTHS, compact)
+            storage.set_trial_system_attr(
+                trial_id, _attrs.SYS_TRAJECTORY, [self.widths, self.binding]
+            )
+        if final:
+            self._finished = True
+            _LIVE.pop((id(storage), trial_id), None)
+
+
+def _sampler_latent_param(trial: optuna.Trial) -> str:
+    name = getattr(trial.study.sampler, "latent_param", None)
+    if not isinstance(name, str):
+        raise ValueError(
+            "the study's sampler is not an SOSAESampler; pass latent_param= to SOSAEBridge."
+        )
+    return name

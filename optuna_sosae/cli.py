@@ -1,0 +1,317 @@
+"""Command line: ``optuna-sosae tune``.
+
+The CLI is the only part of the package that prints. Bad input exits with status 2 and one
+line naming the problem; a run that cannot find a width exits with status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+import json
+import logging
+import math
+from pathlib import Path
+import sys
+import time
+from typing import Any
+import warnings
+
+import optuna
+import torch
+
+from optuna_sosae import _attrs
+from optuna_sosae._pruner import SOSAEPruner
+from optuna_sosae._sampler import NoConvergedWidthError
+from optuna_sosae._sampler import SOSAESampler
+from optuna_sosae.data import Dataset
+from optuna_sosae.data import load_digits
+from optuna_sosae.data import load_file
+from optuna_sosae.data import make_linear
+from optuna_sosae.models import save_model
+from optuna_sosae.training import DEFAULT_TOLERANCE
+from optuna_sosae.training import SOSAEObjective
+from optuna_sosae.training import TrainingConfig
+from optuna_sosae.training import downstream_accuracy
+
+
+_logger = logging.getLogger(__name__)
+
+DEFAULT_STORAGE = "sqlite:///optuna-sosae.db"
+FINGERPRINT = "sosae_fingerprint"
+
+
+class UsageError(Exception):
+    """Bad input from the command line; reported in one line with exit status 2."""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive), got {value}")
+    return value
+
+
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument(
+        "--dataset",
+        choices=("digits", "synthetic"),
+        help="bundled data: scikit-learn's handwritten digits (default) or a linear mixture of "
+        "5 factors into 40 features (known intrinsic dimension 5)",
+    )
+    source.add_argument(
+        "--data", type=Path, help="your own data: .npz with X (and optional y), .npy or .csv"
+    )
+    parser.add_argument(
+        "--max-dim",
+        type=_positive_int,
+        default=64,
+        help="generous width the probe starts from, the upper bound of the search (default 64)",
+    )
+    parser.add_argument(
+        "--storage",
+        default=DEFAULT_STORAGE,
+        help=f"Optuna storage URL (default {DEFAULT_STORAGE}, in the working directory)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the split and training")
+    parser.add_argument(
+        "--tolerance",
+        type=_fraction,
+        default=DEFAULT_TOLERANCE,
+        help="share of the data's variance the tuned model may leave unexplained beyond what "
+        f"the full width explains (default {DEFAULT_TOLERANCE})",
+    )
+    parser.add_argument("--epochs", type=_positive_int, default=60, help="epochs per trial")
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="optuna-sosae",
+        description="Tune an autoencoder's latent width with SOSAE on Optuna.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress in detail")
+    commands = parser.add_subparsers(dest="command", required=True)
+    tune = commands.add_parser(
+        "tune", help="find the latent width with one probe, then train a model at that width"
+    )
+    add_data_arguments(tune)
+    tune.add_argument("--study-name", help="study to create or join (default: sosae-<data>)")
+    tune.add_argument("--output", type=Path, help="save the tuned model here (load_model)")
+    tune.set_defaults(handler=run_tune)
+    return parser
+
+
+def load_dataset(args: argparse.Namespace) -> Dataset:
+    if args.data is not None:
+        return load_file(args.data, seed=args.seed)
+    if args.dataset == "synthetic":
+        return make_linear(seed=args.seed)
+    return load_digits(seed=args.seed)
+
+
+def check_device(device: str) -> str:
+    if device == "cpu":
+        return device
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise UsageError(f"--device {device}: CUDA is not available on this machine")
+        return device
+    raise UsageError(f"--device must be cpu or cuda, got {device!r}")
+
+
+def open_storage(url: str) -> optuna.storages.BaseStorage:
+    """Open an RDB storage with a heartbeat, so that a killed worker's trial is failed."""
+    if "://" not in url:
+        raise UsageError(f"--storage {url!r} is not a database URL (e.g. sqlite:///file.db)")
+    try:
+        with warnings.catch_warnings():
+            # Heartbeats are marked experimental in Optuna; they are what makes a killed
+            # worker's trial recoverable, so we use them knowingly.
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(
+                url,
+                heartbeat_interval=10,
+                grace_period=30,
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+                    max_retry=1
+                ),
+                engine_kwargs={"pool_pre_ping": True} if not url.startswith("sqlite") else None,
+            )
+    except Exception as err:  # SQLAlchemy raises many kinds; all mean "cannot use this URL".
+        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UsageError(f"cannot open storage {url!r}: {message}") from None
+
+
+def check_fingerprint(study: optuna.Study, fingerprint: dict[str, Any]) -> None:
+    """Record what the study was tuned on; refuse to mix other data or ranges into it."""
+    stored = study.user_attrs.get(FINGERPRINT)
+    if stored is None:
+        study.set_user_attr(FINGERPRINT, fingerprint)
+        return
+    different = sorted(k for k in fingerprint if stored.get(k) != fingerprint[k])
+    if different:
+        details = ", ".join(
+            f"{k}: stored {stored.get(k)!r}, given {fingerprint[k]!r}" for k in different
+        )
+        raise UsageError(
+            f"study {study.study_name!r} was tuned on other settings ({details}); "
+            "use another --study-name"
+        )
+
+
+def run_tune(args: argparse.Namespace) -> dict[str, Any]:
+    device = check_device(args.device)
+    try:
+        dataset = load_dataset(args)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    storage = open_storage(args.storage)
+    study_name = args.study_name or f"sosae-{dataset.name}"
+    sampler = SOSAESampler("latent_dim", seed=args.seed)
+    study = optuna.create_study(
+        study_name=study_name,
+        storage=storage,
+        sampler=sampler,
+        pruner=SOSAEPruner(),
+        load_if_exists=True,
+    )
+    check_fingerprint(
+        study,
+        {
+            "data": dataset.fingerprint,
+            "model": "mlp-128",
+            "latent_range": [1, args.max_dim],
+            "tolerance": args.tolerance,
+            "epochs": args.epochs,
+        },
+    )
+    config = TrainingConfig(epochs=args.epochs, device=device)
+    show_progress = not args.json
+
+    def progress(trial_number: int, role: str, epoch: int, val_loss: float) -> None:
+        if show_progress:
+            print(
+                f"\r  trial {trial_number} ({role}) epoch {epoch}/{config.epochs} "
+                f"val_loss {val_loss:.4g}",
+                end="",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    objective = SOSAEObjective(
+        dataset,
+        max_dim=args.max_dim,
+        config=config,
+        tolerance=args.tolerance,
+        seed=args.seed,
+        progress=progress,
+    )
+    started = time.perf_counter()
+
+    def stop_after_tuned(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if show_progress:
+            print(file=sys.stderr)
+        if trial.number in objective.models:
+            study.stop()
+
+    study.optimize(
+        objective,
+        n_trials=sampler.max_probes + 1,
+        callbacks=[stop_after_tuned],
+        catch=(),
+    )
+    wall = time.perf_counter() - started
+    if not objective.models:
+        raise NoConvergedWidthError("no tuned trial finished in this run")
+    number, model = sorted(objective.models.items())[-1]
+    tuned = study.trials[number]
+    trials = study.get_trials(deepcopy=False)
+    summary = {
+        "latent_dim": _attrs.tuned_latent_dim(study),
+        "flops_tuning": _attrs.sum_flops(
+            [t for t in trials if t.user_attrs.get(_attrs.ROLE) == _attrs.PROBE]
+        ),
+        "flops_total": _attrs.sum_flops(trials),
+        "val_loss": tuned.value,
+        "downstream_accuracy": downstream_accuracy(model, dataset, seed=args.seed),
+        "max_dim": args.max_dim,
+        "tolerance": args.tolerance,
+        "baseline_loss": dataset.baseline_loss,
+        "dataset": dataset.name,
+        "study_name": study.study_name,
+        "storage": args.storage,
+        "tuned_trial": number,
+        "wall_seconds": round(wall, 3),
+    }
+    if args.output is not None:
+        save_model(model, args.output, **{k: v for k, v in summary.items() if k != "storage"})
+        summary["output"] = str(args.output)
+    return summary
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    accuracy = summary["downstream_accuracy"]
+    lines = [
+        f"Tuned latent width: {summary['latent_dim']} (of at most {summary['max_dim']}, "
+        f"tolerance {summary['tolerance']})",
+        f"Validation loss at that width: {summary['val_loss']:.5g} "
+        f"({summary['val_loss'] / summary['baseline_loss']:.2%} of the data's variance)",
+        "Downstream accuracy (logistic regression on the codes): "
+        + ("n/a (no labels)" if accuracy is None else f"{accuracy:.1%}"),
+        f"FLOPs: {summary['flops_tuning']:.3g} to find the width, "
+        f"{summary['flops_total']:.3g} in the study",
+        f"Study {summary['study_name']!r} in {summary['storage']} "
+        f"(open it with: optuna-dashboard {summary['storage']})",
+    ]
+    if "output" in summary:
+        lines.append(f"Model saved to {summary['output']}")
+    print("\n".join(lines))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    optuna.logging.set_verbosity(optuna.logging.INFO if args.verbose else optuna.logging.WARNING)
+    try:
+        summary = args.handler(args)
+    except UsageError as err:
+        print(f"optuna-sosae: error: {err}", file=sys.stderr)
+        return 2
+    except NoConvergedWidthError as err:
+        print(f"optuna-sosae: {err}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(summary, default=_json_default))
+    else:
+        print_summary(summary)
+    return 0
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return str(value)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
