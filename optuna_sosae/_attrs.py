@@ -36,7 +36,7 @@ SYS_CONVERGED = "sosae:converged_width"
 SYS_DECIDED = "sosae:decided_width"
 SYS_OUTCOME = "sosae:outcome"
 SYS_TRAJECTORY = "sosae:trajectory"
-SYS_LATENT_PARAM = "sosae:latent_param"
+SYS_LAST_LOSS = "sosae:last_val_loss"
 
 PROBE = "probe"
 TUNED = "tuned"

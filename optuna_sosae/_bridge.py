@@ -155,6 +155,7 @@ class SOSAEBridge:
         )
         self._zero = torch.zeros((), device=decoder_weight.device)
         self.epochs = 0
+        self.last_val_loss = math.nan
         self.widths: list[int] = []
         self.binding: list[bool] = []
         self._written_flops = -1
@@ -215,11 +216,17 @@ class SOSAEBridge:
                 self.epochs,
             )
             self._end(f"diverged: validation loss {val_loss} at epoch {self.epochs}", None)
+        self.last_val_loss = val_loss
         width = active_width(val_latent, self.decoder_weight, threshold=self.threshold)
         budget = self.tolerance * self.baseline_loss
         self.widths.append(width)
         if width == 0:
             self._end(f"collapsed: every latent unit went silent at epoch {self.epochs}", None)
+        # Cut the silent tail as training goes: with its decoder columns at zero the network
+        # learns to do without it, so the final truncation loses nothing, and a unit once
+        # silent cannot drift back in through small residual activity.
+        with torch.no_grad():
+            self.decoder_weight[:, width:] = 0.0
 
         slack = max(-1.0, min(1.0, (budget - val_loss) / budget))
         strength = self._penalty.strength * math.exp(self.adapt_rate * slack)
@@ -242,7 +249,7 @@ class SOSAEBridge:
 
         pruner = self.trial.study.pruner
         settle = getattr(pruner, "settled", None)
-        if settle is not None and settle(self.widths, self.binding):
+        if settle is not None and settle(self.widths, self.binding, self.width):
             _logger.info(
                 "Probe trial %d converged to %d latent dimensions after %d epochs, %.3g GFLOPs.",
                 self.trial.number,
@@ -255,6 +262,9 @@ class SOSAEBridge:
     def _end(self, outcome: str, converged: int | None) -> None:
         storage, trial_id = self.trial.storage, self.trial._trial_id
         storage.set_trial_system_attr(trial_id, _attrs.SYS_OUTCOME, outcome)
+        if math.isfinite(self.last_val_loss):
+            # Recorded before the last cut of the tail, so truncation can be checked later.
+            storage.set_trial_system_attr(trial_id, _attrs.SYS_LAST_LOSS, self.last_val_loss)
         if converged is not None:
             storage.set_trial_system_attr(trial_id, _attrs.SYS_CONVERGED, converged)
             storage.set_trial_user_attr(trial_id, _attrs.WIDTH, converged)
@@ -281,7 +291,7 @@ class SOSAEBridge:
             compact = self.trajectory()
             storage.set_trial_user_attr(trial_id, _attrs.WIDTHS, compact)
             storage.set_trial_system_attr(
-                trial_id, _attrs.SYS_TRAJECTORY, [self.widths, self.binding]
+                trial_id, _attrs.SYS_TRAJECTORY, [self.widths, self.binding, self.width]
             )
         if final:
             self._finished = True

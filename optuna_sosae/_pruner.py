@@ -36,27 +36,32 @@ class SOSAEPruner(BasePruner):
             Pruner for tuned trials, for example :class:`~optuna.pruners.MedianPruner`.
     """
 
-    def __init__(self, *, patience: int = 5, base_pruner: BasePruner | None = None) -> None:
+    def __init__(self, *, patience: int = 8, base_pruner: BasePruner | None = None) -> None:
         if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
             raise ValueError(f"patience must be a positive int, got {patience!r}.")
         self.patience = patience
         self._base_pruner = base_pruner
 
-    def settled(self, widths: Sequence[int], binding: Sequence[bool]) -> bool:
+    def settled(self, widths: Sequence[int], binding: Sequence[bool], upper: int) -> bool:
         """Whether a probe with this per-epoch width and budget history has settled.
+
+        A probe still using every unit of its generous width has not shown that fewer
+        suffice, so it has not settled however long its width stays there.
 
         Args:
             widths:
                 Active width after each epoch.
             binding:
-                For each epoch, whether the validation loss sat near the loss budget.
+                For each epoch, whether the penalty was binding (see the class docstring).
+            upper:
+                The probe's generous width.
         """
         if len(widths) < self.patience or len(binding) != len(widths):
             return False
         recent = widths[-self.patience :]
         return (
             all(binding[-self.patience :])
-            and recent[0] > 0
+            and 0 < recent[0] < upper
             and all(w == recent[0] for w in recent)
         )
 
@@ -65,8 +70,8 @@ class SOSAEPruner(BasePruner):
             stored = trial.system_attrs.get(_attrs.SYS_TRAJECTORY)
             if not stored:
                 return False
-            widths, binding = stored
-            return self.settled(widths, binding)
+            widths, binding, upper = stored
+            return self.settled(widths, binding, upper)
         if self._base_pruner is None:
             return False
         return self._base_pruner.prune(study, trial)

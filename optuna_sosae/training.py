@@ -87,19 +87,24 @@ def train(
     make_bridge: Callable[[MLPAutoencoder], SOSAEBridge] | None = None,
     meter: FlopMeter | None = None,
     on_epoch: Callable[[int, float], None] | None = None,
+    on_model: Callable[[MLPAutoencoder], None] | None = None,
 ) -> TrainResult:
     """Train an :class:`MLPAutoencoder` at ``width`` and return it with its validation loss.
 
     With ``make_bridge`` (inside an Optuna trial: it builds the trial's
     :class:`~optuna_sosae.SOSAEBridge` for the new model) the SOSAE penalty is added on probe
     trials and every step is counted by the bridge's FLOP meter; without it, steps are counted
-    by ``meter`` (a new one if omitted). ``on_epoch(epoch, val_loss)`` is called after each epoch.
+    by ``meter`` (a new one if omitted). ``on_epoch(epoch, val_loss)`` is called after each epoch, and
+    ``on_model(model)`` once with the new model before training (a probe ends with an
+    exception, so this is how its model can be kept).
     """
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     x_train, x_val = _tensors(dataset, config.device)
     model = MLPAutoencoder(AutoencoderConfig(dataset.n_features, width, config.hidden))
     model.to(config.device)
+    if on_model is not None:
+        on_model(model)
     bridge = make_bridge(model) if make_bridge is not None else None
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     counter = bridge.meter if bridge is not None else (meter or FlopMeter())
@@ -197,6 +202,10 @@ class SOSAEObjective:
         self.bridge_options = bridge_options or {}
         self.progress = progress
         self.models: dict[int, MLPAutoencoder] = {}
+        self.last_model: MLPAutoencoder | None = None
+
+    def _keep(self, model: MLPAutoencoder) -> None:
+        self.last_model = model
 
     def __call__(self, trial: optuna.Trial) -> float:
         width = trial.suggest_int(self.latent_param, 1, self.max_dim)
@@ -223,6 +232,7 @@ class SOSAEObjective:
             seed=self.seed + trial.number,
             make_bridge=make_bridge,
             on_epoch=on_epoch,
+            on_model=self._keep,
         )
         if not math.isfinite(result.val_loss):
             raise ValueError(
