@@ -94,9 +94,9 @@ def train(
     With ``make_bridge`` (inside an Optuna trial: it builds the trial's
     :class:`~optuna_sosae.SOSAEBridge` for the new model) the SOSAE penalty is added on probe
     trials and every step is counted by the bridge's FLOP meter; without it, steps are counted
-    by ``meter`` (a new one if omitted). ``on_epoch(epoch, val_loss)`` is called after each epoch, and
-    ``on_model(model)`` once with the new model before training (a probe ends with an
-    exception, so this is how its model can be kept).
+    by ``meter`` (a new one if omitted). ``on_epoch(epoch, val_loss)`` is called after each
+    epoch, and ``on_model(model)`` once with the new model before training (a probe ends with
+    an exception, so this is how its model can be kept).
     """
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)

@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from optuna_sosae import count_flops
 from optuna_sosae import FlopMeter
+from optuna_sosae import count_flops
 from optuna_sosae.models import AutoencoderConfig
 from optuna_sosae.models import MLPAutoencoder
 

@@ -5,9 +5,9 @@ import math
 import pytest
 import torch
 
+from optuna_sosae import SOSAEPenalty
 from optuna_sosae import active_width
 from optuna_sosae import position_weights
-from optuna_sosae import SOSAEPenalty
 from optuna_sosae import width_within_tolerance
 from optuna_sosae.data import make_linear
 from optuna_sosae.models import AutoencoderConfig

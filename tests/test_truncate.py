@@ -6,9 +6,9 @@ import optuna
 import pytest
 import torch
 
-from optuna_sosae import active_width
 from optuna_sosae import SOSAEPruner
 from optuna_sosae import SOSAESampler
+from optuna_sosae import active_width
 from optuna_sosae import truncate_consumer
 from optuna_sosae import truncate_producer
 from optuna_sosae.data import make_linear
