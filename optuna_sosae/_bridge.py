@@ -95,6 +95,11 @@ class SOSAEBridge:
             Position weight of the penalty; see :func:`~optuna_sosae.position_weights`.
         write_every:
             Epochs between storage writes of the running FLOP count.
+        max_epochs:
+            The training budget, if the bridge should end a probe that reaches it unsettled:
+            with the penalty binding below the generous width its last width is taken (a
+            warning says so), otherwise it ends unconverged. Without it, a probe that runs
+            out of epochs completes normally and counts as unconverged.
     """
 
     def __init__(
@@ -112,6 +117,7 @@ class SOSAEBridge:
         beta: float = 0.1,
         gamma: float = 1.0,
         write_every: int = 10,
+        max_epochs: int | None = None,
     ) -> None:
         if not isinstance(trial, optuna.Trial):
             raise TypeError(f"trial must be an optuna.Trial, got {type(trial).__name__}.")
@@ -133,6 +139,7 @@ class SOSAEBridge:
         self.threshold = threshold
         self.adapt_rate = adapt_rate
         self.write_every = write_every
+        self.max_epochs = max_epochs
         self.meter = FlopMeter()
 
         self.latent_param = latent_param or _sampler_latent_param(trial)
@@ -258,6 +265,23 @@ class SOSAEBridge:
                 self.meter.total / 1e9,
             )
             self._end(f"converged to {width} after {self.epochs} epochs", width)
+        if self.max_epochs is not None and self.epochs >= self.max_epochs:
+            self._out_of_budget(width)
+
+    def _out_of_budget(self, width: int) -> None:
+        # The width only shrinks while the penalty binds, so a probe that ran out of epochs
+        # while binding below its generous width gives an upper bound worth using; one that
+        # never got there has shown nothing.
+        if self.binding[-1] and width < self.width:
+            _logger.warning(
+                "Probe trial %d used its %d epochs before its width settled; taking its last "
+                "width, %d. More epochs may give a smaller width.",
+                self.trial.number,
+                self.epochs,
+                width,
+            )
+            self._end(f"ran out of epochs at width {width} before settling", width)
+        self._end(f"ran out of epochs at width {width} with the penalty not binding", None)
 
     def _end(self, outcome: str, converged: int | None) -> None:
         storage, trial_id = self.trial.storage, self.trial._trial_id

@@ -8,6 +8,7 @@ The loop is written out plainly: it is also the reference for users who write th
 from __future__ import annotations
 
 from collections.abc import Callable
+import copy
 import dataclasses
 import logging
 import math
@@ -88,6 +89,7 @@ def train(
     meter: FlopMeter | None = None,
     on_epoch: Callable[[int, float], None] | None = None,
     on_model: Callable[[MLPAutoencoder], None] | None = None,
+    init: MLPAutoencoder | None = None,
 ) -> TrainResult:
     """Train an :class:`MLPAutoencoder` at ``width`` and return it with its validation loss.
 
@@ -96,12 +98,18 @@ def train(
     trials and every step is counted by the bridge's FLOP meter; without it, steps are counted
     by ``meter`` (a new one if omitted). ``on_epoch(epoch, val_loss)`` is called after each
     epoch, and ``on_model(model)`` once with the new model before training (a probe ends with
-    an exception, so this is how its model can be kept).
+    an exception, so this is how its model can be kept). With ``init`` training continues from
+    a copy of that model (of latent width ``width``) instead of a fresh one.
     """
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     x_train, x_val = _tensors(dataset, config.device)
-    model = MLPAutoencoder(AutoencoderConfig(dataset.n_features, width, config.hidden))
+    if init is None:
+        model = MLPAutoencoder(AutoencoderConfig(dataset.n_features, width, config.hidden))
+    else:
+        if init.config.latent_dim != width:
+            raise ValueError(f"init has latent width {init.config.latent_dim}, not {width}.")
+        model = copy.deepcopy(init)
     model.to(config.device)
     if on_model is not None:
         on_model(model)
@@ -217,6 +225,7 @@ class SOSAEObjective:
                 baseline_loss=self.dataset.baseline_loss,
                 tolerance=self.tolerance,
                 latent_param=self.latent_param,
+                max_epochs=self.config.epochs,
                 **self.bridge_options,
             )
 

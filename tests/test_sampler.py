@@ -196,3 +196,26 @@ def test_bad_latent_parameter_is_named() -> None:
         study.optimize(no_width, n_trials=1)
     with pytest.raises(ValueError, match="0"):
         SOSAESampler(max_probes=0)
+
+
+@pytest.mark.parametrize(("binding_loss", "expected"), [(0.04, 2), (0.001, None)])
+def test_a_probe_out_of_epochs_keeps_its_width_only_if_binding(
+    binding_loss: float, expected: int | None
+) -> None:
+    study = _study(max_probes=1)
+
+    def objective(trial: optuna.Trial) -> float:
+        width = trial.suggest_int("latent_dim", 1, 8)
+        bridge = SOSAEBridge(
+            trial, decoder_weight=torch.ones(2, width), baseline_loss=1.0, max_epochs=4
+        )
+        latent = torch.zeros(4, width)
+        latent[:, :2] = 1.0
+        for epoch in range(4):
+            # Far under budget at first, so the strength grows; then the given loss.
+            bridge.epoch_end(0.001 if epoch < 3 else binding_loss, latent)
+        return 1.0
+
+    study.optimize(objective, n_trials=1)
+    assert study.trials[0].state == TrialState.PRUNED
+    assert tuned_latent_dim(study) == expected
