@@ -20,6 +20,7 @@ from optuna_sosae.data import make_linear
 data = make_linear(k=5, n_features=40, seed=0)  # 5 hidden factors in 40 features
 x_train = torch.as_tensor(data.x_train)
 x_val = torch.as_tensor(data.x_val)
+EPOCHS = 60
 
 
 def objective(trial: optuna.Trial) -> float:
@@ -33,6 +34,7 @@ def objective(trial: optuna.Trial) -> float:
         trial,
         decoder_weight=decoder[0].weight,  # the layer that consumes the latent code
         baseline_loss=data.baseline_loss,  # validation MSE of predicting the mean
+        max_epochs=EPOCHS,  # a probe still unsettled then ends with its last width
     )
 
     def train_step(batch: torch.Tensor) -> None:
@@ -47,7 +49,7 @@ def objective(trial: optuna.Trial) -> float:
             latent = encoder(batch)
             return torch.mean((decoder(latent) - batch) ** 2), latent
 
-    for epoch in range(60):
+    for _ in range(EPOCHS):
         for batch in torch.split(x_train[torch.randperm(len(x_train))], 64):
             bridge.run(train_step, batch)  # runs the step and counts its FLOPs
         val_loss, val_latent = bridge.run(validate, x_val)
