@@ -281,7 +281,8 @@ class SOSAEBridge:
                 width,
             )
             self._end(f"ran out of epochs at width {width} before settling", width)
-        self._end(f"ran out of epochs at width {width} with the penalty not binding", None)
+        reason = "the penalty not binding" if width < self.width else "every unit still in use"
+        self._end(f"ran out of epochs at width {width} with {reason}", None)
 
     def _end(self, outcome: str, converged: int | None) -> None:
         storage, trial_id = self.trial.storage, self.trial._trial_id

@@ -60,7 +60,7 @@ def test_tune_saves_a_loadable_model_and_joins_the_study(
 def test_text_summary_mentions_the_width(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    data = make_linear(k=2, n_features=8, n_samples=300, seed=0)
+    data = make_linear(k=2, n_features=12, n_samples=1000, seed=0)
     path = tmp_path / "small.npy"
     np.save(path, np.concatenate([data.x_train, data.x_val]))
     code = main(
