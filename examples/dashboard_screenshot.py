@@ -93,7 +93,7 @@ def serve_dashboard(storage_url: str) -> Iterator[str]:
 
 @contextlib.contextmanager
 def open_chromium(
-    browser: str, driver: str, *, width: int = 1400, height: int = 1000
+    browser: str, driver: str, *, width: int = 1400, height: int = 1100
 ) -> Iterator[Any]:
     """Start headless Chromium under Selenium with a throwaway profile; yield the driver."""
     from selenium import webdriver
@@ -151,14 +151,22 @@ def capture(session: Any, base_url: str, study_id: int, out_dir: Path) -> list[P
     session.get(f"{base_url}/studies/{study_id}")
     figure = wait_for_figure(session, "width-trajectory")
     wait_for_text(session, "Study User Attributes")
-    session.execute_script("arguments[0].scrollIntoView({block: 'start'});", figure)
+    # Scroll the figure to the top, then back by the height of the dashboard's fixed app bar,
+    # so that the figure's title and the study attributes below it are both in the picture.
+    session.execute_script(
+        "arguments[0].scrollIntoView({block: 'start'}); window.scrollBy(0, -90);", figure
+    )
     study_png = out_dir / "dashboard.png"
     session.save_screenshot(str(study_png))
 
     session.get(f"{base_url}/studies/{study_id}/note")
     wait_for_text(session, "SOSAE tuned latent width")
+    # The note is short; a lower window leaves less empty card below it.
+    size = session.get_window_size()
+    session.set_window_size(size["width"], 800)
     note_png = out_dir / "dashboard-note.png"
     session.save_screenshot(str(note_png))
+    session.set_window_size(size["width"], size["height"])
     return [study_png, note_png]
 
 
