@@ -70,6 +70,12 @@ def publish(
         save_plotly_graph_object(study, figure, graph_object_id=_graph_id(name))
     if note is not None:
         save_note(study, note)
+    _logger.info(
+        "Saved %d figure(s)%s to study %r for optuna-dashboard.",
+        len(figures or {}),
+        " and a note" if note is not None else "",
+        study.study_name,
+    )
     return True
 
 
