@@ -21,6 +21,7 @@ import optuna
 import torch
 
 from optuna_sosae import _attrs
+from optuna_sosae import dashboard
 from optuna_sosae._pruner import SOSAEPruner
 from optuna_sosae._sampler import NoConvergedWidthError
 from optuna_sosae._sampler import SOSAESampler
@@ -33,6 +34,7 @@ from optuna_sosae.training import DEFAULT_TOLERANCE
 from optuna_sosae.training import SOSAEObjective
 from optuna_sosae.training import TrainingConfig
 from optuna_sosae.training import downstream_accuracy
+from optuna_sosae.visualization import plot_width_trajectory
 
 
 _logger = logging.getLogger(__name__)
@@ -259,6 +261,19 @@ def run_tune(args: argparse.Namespace) -> dict[str, Any]:
         "tuned_trial": number,
         "wall_seconds": round(wall, 3),
     }
+    dashboard.publish(
+        study,
+        figures={"width-trajectory": plot_width_trajectory(study)},
+        note=dashboard.tune_note(
+            study,
+            max_dim=args.max_dim,
+            tolerance=args.tolerance,
+            val_loss=tuned.value,
+            baseline_loss=dataset.baseline_loss,
+            downstream_accuracy=summary["downstream_accuracy"],
+            tuned_trial=number,
+        ),
+    )
     if args.output is not None:
         save_model(model, args.output, **{k: v for k, v in summary.items() if k != "storage"})
         summary["output"] = str(args.output)

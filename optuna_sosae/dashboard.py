@@ -11,6 +11,8 @@ import logging
 import re
 from typing import TYPE_CHECKING
 
+from optuna_sosae import _attrs
+
 
 if TYPE_CHECKING:
     import optuna
@@ -68,4 +70,110 @@ def publish(
         save_plotly_graph_object(study, figure, graph_object_id=_graph_id(name))
     if note is not None:
         save_note(study, note)
+    _logger.info(
+        "Saved %d figure(s)%s to study %r for optuna-dashboard.",
+        len(figures or {}),
+        " and a note" if note is not None else "",
+        study.study_name,
+    )
     return True
+
+
+def tune_note(
+    study: optuna.Study,
+    *,
+    max_dim: int,
+    tolerance: float,
+    val_loss: float | None,
+    baseline_loss: float,
+    downstream_accuracy: float | None,
+    tuned_trial: int,
+) -> str:
+    """Explain the result of ``optuna-sosae tune`` in words, as markdown for the study's note.
+
+    The note says which width was found and against what (the generous width the probe
+    started from), what finding it cost in FLOPs compared with the whole study, and how good
+    the model trained at that width is. The width and the FLOP counts are read from the
+    study's storage; the arguments give what the storage does not hold.
+
+    Args:
+        study:
+            The study that ``optuna-sosae tune`` ran.
+        max_dim:
+            The generous width the probe started from.
+        tolerance:
+            Share of the data's variance the tuned model may leave unexplained.
+        val_loss:
+            Validation loss of the tuned trial.
+        baseline_loss:
+            Loss of predicting the mean, that is the data's variance per feature.
+        downstream_accuracy:
+            Accuracy of a classifier on the tuned model's codes, or ``None`` without labels.
+        tuned_trial:
+            Number of the trial that trained at the tuned width.
+
+    Returns:
+        The note's markdown.
+    """
+    trials = study.get_trials(deepcopy=False)
+    width = _attrs.decided_width(trials)
+    probes = _attrs.converged_probes(trials)
+    flops_probes = _attrs.sum_flops(
+        [t for t in trials if t.user_attrs.get(_attrs.ROLE) == _attrs.PROBE]
+    )
+    flops_total = _attrs.sum_flops(trials)
+
+    if width is None or not probes:
+        return (
+            "## SOSAE: no width found yet\n\n"
+            f"No probe trial has converged from the generous width of {max_dim} latent units; "
+            f"the study has spent {_flops_text(flops_total)} so far."
+        )
+    probe = probes[0]
+    record = probe.system_attrs.get(_attrs.SYS_TRAJECTORY)
+    epochs = f" after {len(record[0])} epochs" if isinstance(record, list) and record else ""
+    share = flops_probes / flops_total if flops_total else 0.0
+
+    lines = [
+        f"## SOSAE tuned latent width: {width} (of at most {max_dim})",
+        "",
+        f"The probe (trial {probe.number}) started at the generous width of {max_dim} latent "
+        "units and trained under SOSAE's position-weighted penalty, which charges units more "
+        "the further back they sit and so silences the tail of the code, until its active "
+        f"width settled at **{width}**{epochs}. "
+        f"Trial {tuned_trial} then trained a fresh model at width {width}.",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| Tuned width | **{width}** of {max_dim} latent units "
+        f"({1 - width / max_dim:.0%} fewer) |",
+        f"| FLOPs to find the width (probes) | {_flops_text(flops_probes)} "
+        f"({share:.0%} of the study) |",
+        f"| FLOPs in the whole study | {_flops_text(flops_total)} |",
+    ]
+    if val_loss is not None:
+        lines.append(
+            f"| Validation loss at width {width} | {val_loss:.4g} "
+            f"({val_loss / baseline_loss:.2%} of the data's variance) |"
+        )
+    if downstream_accuracy is not None:
+        lines.append(
+            f"| Downstream accuracy | {downstream_accuracy:.1%} "
+            "(logistic regression on the codes) |"
+        )
+    lines += [
+        f"| Tolerance | {tolerance:g}: the tuned width may leave up to {tolerance:.0%} more "
+        f"of the data's variance unexplained than the generous width of {max_dim} |",
+        "",
+        "Each trial's FLOP count is its `flops` user attribute and its role (probe or tuned) "
+        "is `sosae_role`; the figure *width-trajectory* shows the probe's active width per "
+        "epoch.",
+    ]
+    return "\n".join(lines)
+
+
+def _flops_text(flops: int) -> str:
+    for scale, unit in ((1e12, "TFLOPs"), (1e9, "GFLOPs"), (1e6, "MFLOPs")):
+        if flops >= scale:
+            return f"{flops / scale:.3g} {unit}"
+    return f"{flops} FLOPs"
