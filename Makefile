@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The CPU build of PyTorch; an unpinned torch would pull a multi-GB CUDA build.
 TORCH := torch==2.13.0
 
-.PHONY: install demo test lint typecheck unit clean
+.PHONY: install browser-deps demo test lint typecheck unit clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +27,16 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-unit: install
+# Debian's Chromium and its WebDriver for the dashboard browser test, only when missing.
+browser-deps:
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then :; else \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    chromium chromium-driver fonts-liberation; \
+	fi
+
+unit: install browser-deps
 	$(BIN)/python -m pytest -q
 
 test: unit lint typecheck

@@ -248,5 +248,7 @@ class SOSAEObjective:
                 f"trial {trial.number} at width {width} ended with validation loss "
                 f"{result.val_loss}; lower the learning rate."
             )
-        self.models[trial.number] = result.model
+        if trial.user_attrs.get("sosae_role") != "probe":
+            # A probe that completes (its bridge had no epoch budget) is not a tuned model.
+            self.models[trial.number] = result.model
         return result.val_loss
