@@ -460,6 +460,10 @@ def run_tpe(
 
     The objective is the width, minimised under the constraint ``val_loss - target <= 0``,
     where the target comes from this run's own max-dim trial.
+
+    .. note::
+        TPE may propose a width it has already tried. Such a trial trains again and is counted,
+        as it would be in a plain TPE study; nothing is cached across trials.
     """
     if budget < 1:
         raise ValueError(f"the TPE trial budget must be at least 1, got {budget!r}.")
