@@ -1,4 +1,4 @@
-"""Command line: ``optuna-sosae tune``.
+"""Command line: ``optuna-sosae tune`` and ``optuna-sosae compare``.
 
 The CLI is the only part of the package that prints. Bad input exits with status 2 and one
 line naming the problem; a run that cannot find a width exits with status 1.
@@ -115,8 +115,64 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_arguments(tune)
     tune.add_argument("--study-name", help="study to create or join (default: sosae-<data>)")
     tune.add_argument("--output", type=Path, help="save the tuned model here (load_model)")
-    tune.set_defaults(handler=run_tune)
+    tune.set_defaults(handler=run_tune, printer=print_summary)
+    compare = commands.add_parser(
+        "compare",
+        help="measure SOSAE against grid search and TPE on the same data, budget and FLOP meter",
+    )
+    add_data_arguments(compare)
+    compare.add_argument(
+        "--baselines",
+        type=_baselines,
+        default=("grid", "tpe"),
+        help="comma-separated baselines to run: grid, tpe (default grid,tpe)",
+    )
+    compare.add_argument(
+        "--grid",
+        choices=("full", "pow2"),
+        default="full",
+        help="grid of widths: every width 1..max-dim (full, default) or powers of two",
+    )
+    compare.add_argument(
+        "--tpe-seeds",
+        type=_positive_int,
+        default=5,
+        help="TPE runs with different sampler seeds; the median run is reported (default 5)",
+    )
+    compare.add_argument(
+        "--tpe-budget",
+        type=_positive_int,
+        help="trials per TPE run, its max-dim trial included (default: the grid's size)",
+    )
+    compare.add_argument(
+        "--final-seeds",
+        type=_positive_int,
+        default=3,
+        help="fresh models trained at each chosen width for loss and accuracy (default 3)",
+    )
+    compare.add_argument(
+        "--study-prefix", help="study names start with this (default: compare-<data>)"
+    )
+    compare.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="delete earlier studies of the same names instead of refusing to run",
+    )
+    compare.add_argument(
+        "--report", type=Path, help="write a self-contained HTML page with the figures here"
+    )
+    compare.set_defaults(handler=run_compare, printer=print_comparison)
     return parser
+
+
+def _baselines(text: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    unknown = [name for name in names if name not in ("grid", "tpe")]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"expected a comma-separated list of grid and tpe, got {text!r}"
+        )
+    return tuple(dict.fromkeys(names))
 
 
 def load_dataset(args: argparse.Namespace) -> Dataset:
@@ -280,6 +336,95 @@ def run_tune(args: argparse.Namespace) -> dict[str, Any]:
     return summary
 
 
+def run_compare(args: argparse.Namespace) -> dict[str, Any]:
+    from optuna_sosae.compare import compare
+    from optuna_sosae.visualization import publish_comparison
+    from optuna_sosae.visualization import report_html
+
+    device = check_device(args.device)
+    try:
+        dataset = load_dataset(args)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    if args.report is not None and not args.report.parent.is_dir():
+        raise UsageError(f"--report {str(args.report)!r}: folder does not exist")
+    storage = open_storage(args.storage)
+    show_progress = not args.json
+
+    def progress(message: str) -> None:
+        if show_progress:
+            print(f"  {message}", file=sys.stderr, flush=True)
+
+    try:
+        comparison = compare(
+            dataset,
+            storage=storage,
+            baselines=args.baselines,
+            max_dim=args.max_dim,
+            config=TrainingConfig(epochs=args.epochs, device=device),
+            tolerance=args.tolerance,
+            seed=args.seed,
+            grid=args.grid,
+            tpe_seeds=args.tpe_seeds,
+            tpe_budget=args.tpe_budget,
+            final_seeds=args.final_seeds,
+            study_prefix=args.study_prefix,
+            overwrite=args.overwrite,
+            progress=progress,
+        )
+    except ValueError as err:
+        if "already exist" in str(err):
+            raise UsageError(f"{err} (--study-prefix, --overwrite)") from None
+        raise
+    summary = comparison.to_dict()
+    summary["storage"] = args.storage
+    summary["dashboard"] = publish_comparison(comparison, storage)
+    if args.report is not None:
+        args.report.write_text(report_html(comparison), encoding="utf-8")
+        summary["report"] = str(args.report)
+    return summary
+
+
+def print_comparison(summary: dict[str, Any]) -> None:
+    from optuna_sosae.compare import result_rows
+
+    rows = result_rows(summary)
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    criterion = summary["criterion"]
+    lines = [
+        f"Criterion: smallest width with val loss <= loss at width {summary['max_dim']} + "
+        f"{criterion['tolerance']} x baseline loss {criterion['baseline_loss']:.4g}"
+        + (
+            f" = {criterion['target_loss']:.4g} (grid's answer: {criterion['reference_width']})"
+            if criterion["target_loss"] is not None
+            else ""
+        ),
+        "",
+    ]
+    for number, row in enumerate(rows):
+        lines.append("  ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=True)))
+        if number == 0:
+            lines.append("  ".join("-" * width for width in widths))
+    lines.append("")
+    lines.append("Targets:")
+    for check in summary["targets"]:
+        met = {True: "met", False: "NOT met", None: "n/a"}[check["met"]]
+        lines.append(
+            f"  {check['name']}: {_cell(check['measured'], '.3g')} (want {check['target']}) {met}"
+        )
+    lines.append(
+        f"Studies {', '.join(summary['settings']['studies'])} in {summary['storage']} "
+        f"(open them with: optuna-dashboard {summary['storage']})"
+    )
+    if "report" in summary:
+        lines.append(f"Report written to {summary['report']}")
+    print("\n".join(lines))
+
+
+def _cell(value: Any, spec: str) -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
 def print_summary(summary: dict[str, Any]) -> None:
     accuracy = summary["downstream_accuracy"]
     lines = [
@@ -319,7 +464,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         print(json.dumps(summary, default=_json_default))
     else:
-        print_summary(summary)
+        args.printer(summary)
     return 0
 
 
