@@ -39,7 +39,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """One small comparison through the command line, shared by the tests below."""
     folder = tmp_path_factory.mktemp("compare")
     # Three factors in 16 features: small enough to train in a fraction of a second per trial,
-    # large enough for the probe to settle within the 20 epochs.
+    # large enough for the probe to settle within the 40 epochs.
     data = make_linear(k=3, n_features=16, n_samples=1000, seed=0)
     path = folder / "linear.npz"
     np.savez(
@@ -49,7 +49,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     )
     storage = f"sqlite:///{folder / 'compare.db'}"
     report = folder / "report.html"
-    argv = ["compare", "--data", str(path), "--max-dim", str(MAX_DIM), "--epochs", "20"]
+    argv = ["compare", "--data", str(path), "--max-dim", str(MAX_DIM), "--epochs", "40"]
     argv += ["--baselines", "grid,tpe", "--tpe-seeds", str(TPE_SEEDS)]
     argv += ["--tpe-budget", str(TPE_BUDGET), "--final-seeds", "2", "--storage", storage]
     argv += ["--report", str(report), "--json"]
