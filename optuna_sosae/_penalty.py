@@ -171,7 +171,7 @@ def active_width(
     latent: torch.Tensor,
     decoder_weight: torch.Tensor | None = None,
     *,
-    threshold: float = 0.01,
+    threshold: float = 0.05,
 ) -> int:
     """Number of leading latent units that carry signal.
 
