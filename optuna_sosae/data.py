@@ -10,6 +10,7 @@ import csv
 import dataclasses
 import hashlib
 from pathlib import Path
+import zipfile
 
 import numpy as np
 
@@ -242,6 +243,9 @@ def load_file(path: str | Path, *, seed: int = 0) -> Dataset:
     except ValueError as err:
         if str(path) in str(err):
             raise
+        raise ValueError(f"could not read {str(path)!r}: {err}") from err
+    except (OSError, EOFError, zipfile.BadZipFile) as err:
+        # A damaged or truncated archive, or a file that cannot be read at all.
         raise ValueError(f"could not read {str(path)!r}: {err}") from err
     if x.dtype.kind not in "biuf":
         raise ValueError(f"{str(path)!r} holds {x.dtype} values; expected numbers.")
