@@ -15,6 +15,7 @@ from pathlib import Path
 import sys
 import time
 from typing import Any
+from typing import NoReturn
 import warnings
 
 import optuna
@@ -43,8 +44,25 @@ DEFAULT_STORAGE = "sqlite:///optuna-sosae.db"
 FINGERPRINT = "sosae_fingerprint"
 
 
+# Seconds to wait for a database server to answer before giving up on the URL.
+CONNECT_TIMEOUT = 10
+# Attempts at opening a storage whose tables another worker is creating at the same moment,
+# and the words of the database errors that mean exactly that race.
+_OPEN_ATTEMPTS = 3
+_RACE_WORDS = ("already exists", "duplicate")
+# Epochs between progress lines when stderr is not a terminal.
+_LOG_EVERY = 10
+
+
 class UsageError(Exception):
     """Bad input from the command line; reported in one line with exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (argparse adds the usage text)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _positive_int(text: str) -> int:
@@ -103,7 +121,7 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="optuna-sosae",
         description="Tune an autoencoder's latent width with SOSAE on Optuna.",
     )
@@ -197,23 +215,67 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
     """Open an RDB storage with a heartbeat, so that a killed worker's trial is failed."""
     if "://" not in url:
         raise UsageError(f"--storage {url!r} is not a database URL (e.g. sqlite:///file.db)")
+    attempt = 1
+    while True:
+        try:
+            return _rdb_storage(url)
+        except Exception as err:  # SQLAlchemy raises many kinds; all mean "cannot use this URL".
+            message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            # Workers started together on an empty database race to create Optuna's tables;
+            # those that lose find the tables in place on the next attempt.
+            if attempt < _OPEN_ATTEMPTS and any(w in message.lower() for w in _RACE_WORDS):
+                _logger.info("Optuna's tables were being created by another worker; retrying.")
+                time.sleep(0.5 * attempt)
+                attempt += 1
+                continue
+            raise UsageError(f"cannot open storage {url!r}: {message}") from None
+
+
+def _rdb_storage(url: str) -> optuna.storages.RDBStorage:
+    _check_answers(url)
+    with warnings.catch_warnings():
+        # Heartbeats are marked experimental in Optuna; they are what makes a killed worker's
+        # trial recoverable, so we use them knowingly.
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(
+            url,
+            heartbeat_interval=10,
+            grace_period=30,
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+                max_retry=1
+            ),
+            engine_kwargs=_engine_kwargs(url),
+        )
+
+
+def _check_answers(url: str) -> None:
+    # PyMySQL applies connect_timeout to the TCP connect only, then waits without limit for
+    # the server's greeting: a port that accepts and stays silent would hang the CLI. One
+    # short connection with a read timeout finds such a server before Optuna connects (the
+    # storage itself keeps no read timeout: a query may rightly wait on a lock).
+    if url.split(":", 1)[0].split("+", 1)[0] not in ("mysql", "mariadb"):
+        return
+    import sqlalchemy
+
+    args = {"connect_timeout": CONNECT_TIMEOUT, "read_timeout": CONNECT_TIMEOUT}
+    engine = sqlalchemy.create_engine(url, connect_args=args, poolclass=sqlalchemy.pool.NullPool)
     try:
-        with warnings.catch_warnings():
-            # Heartbeats are marked experimental in Optuna; they are what makes a killed
-            # worker's trial recoverable, so we use them knowingly.
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(
-                url,
-                heartbeat_interval=10,
-                grace_period=30,
-                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
-                    max_retry=1
-                ),
-                engine_kwargs={"pool_pre_ping": True} if not url.startswith("sqlite") else None,
-            )
-    except Exception as err:  # SQLAlchemy raises many kinds; all mean "cannot use this URL".
-        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UsageError(f"cannot open storage {url!r}: {message}") from None
+        with engine.connect():
+            pass
+    finally:
+        engine.dispose()
+
+
+def _engine_kwargs(url: str) -> dict[str, Any] | None:
+    backend = url.split(":", 1)[0].split("+", 1)[0]
+    if backend == "sqlite":
+        return None
+    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    # Without a timeout an unreachable host keeps the CLI waiting for minutes (the operating
+    # system's TCP timeout); both drivers we support take the option by this name.
+    if backend in ("postgresql", "mysql", "mariadb") and "connect_timeout" not in url:
+        kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT}
+    return kwargs
 
 
 def check_fingerprint(study: optuna.Study, fingerprint: dict[str, Any]) -> None:
@@ -261,16 +323,21 @@ def run_tune(args: argparse.Namespace) -> dict[str, Any]:
     )
     config = TrainingConfig(epochs=args.epochs, device=device)
     show_progress = not args.json
+    # On a terminal one line is rewritten in place; in a log file (CI, a batch job) a line
+    # is added every few epochs instead, so the log stays readable.
+    live = sys.stderr.isatty()
 
     def progress(trial_number: int, role: str, epoch: int, val_loss: float) -> None:
-        if show_progress:
-            print(
-                f"\r  trial {trial_number} ({role}) epoch {epoch}/{config.epochs} "
-                f"val_loss {val_loss:.4g}",
-                end="",
-                file=sys.stderr,
-                flush=True,
-            )
+        if not show_progress or not (live or epoch % _LOG_EVERY == 0 or epoch == 1):
+            return
+        line = (
+            f"  trial {trial_number} ({role}) epoch {epoch}/{config.epochs} "
+            f"val_loss {val_loss:.4g}"
+        )
+        if live:
+            print(f"\r{line}", end="", file=sys.stderr, flush=True)
+        else:
+            print(line, file=sys.stderr, flush=True)
 
     objective = SOSAEObjective(
         dataset,
@@ -283,11 +350,15 @@ def run_tune(args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
 
     def stop_after_tuned(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        if show_progress:
+        if show_progress and live:
             print(file=sys.stderr)
         if trial.number in objective.models:
             study.stop()
+        else:
+            # Stop before a trial that could only fail (Optuna would log its traceback).
+            sampler.check_probe_budget(study)
 
+    sampler.check_probe_budget(study)
     study.optimize(
         objective,
         n_trials=sampler.max_probes + 1,
