@@ -216,6 +216,27 @@ class SOSAEBridge:
             self._probe_epoch(float(val_loss), val_latent)
         if self.epochs % self.write_every == 0:
             self.flush()
+            if self.is_probe:
+                # Another worker's probe may have decided the width meanwhile; this probe's
+                # answer would no longer be used, so it stops spending compute.
+                self._stand_down_if_decided()
+
+    def finish(self) -> None:
+        """Call once the training budget is spent, after the last :meth:`epoch_end`.
+
+        A probe whose width has not settled by then ends as out of budget, as with
+        ``max_epochs``: its last width is taken if the penalty was binding below the generous
+        width, otherwise it is not taken as converged and the next trial probes again. Any
+        other trial writes its final FLOP count.
+
+        Raises:
+            optuna.TrialPruned: This trial is a probe.
+        """
+        if self.is_probe and not self._finished:
+            if self.widths:
+                self._out_of_budget(self.widths[-1])
+            self._end("out of budget before its first epoch ended", None)
+        self.flush(final=True)
 
     def _probe_epoch(self, val_loss: float, val_latent: torch.Tensor) -> None:
         if not math.isfinite(val_loss):
@@ -260,6 +281,9 @@ class SOSAEBridge:
         pruner = self.trial.study.pruner
         settle = getattr(pruner, "settled", None)
         if settle is not None and settle(self.widths, self.binding, self.width):
+            # Check before storing: once a probe has decided the width, a later one must not
+            # store a second converged width that a race on the finish times could promote.
+            self._stand_down_if_decided()
             _logger.info(
                 "Probe trial %d converged to %d latent dimensions after %d epochs, %.3g GFLOPs.",
                 self.trial.number,
@@ -286,6 +310,22 @@ class SOSAEBridge:
             self._end(f"ran out of epochs at width {width} before settling", width)
         reason = "the penalty not binding" if width < self.width else "every unit still in use"
         self._end(f"ran out of epochs at width {width} with {reason}", None)
+
+    def _stand_down_if_decided(self) -> None:
+        probes = _attrs.converged_probes(self.trial.study.get_trials(deepcopy=False))
+        if not probes:
+            return
+        first = probes[0]
+        width = first.system_attrs[_attrs.SYS_CONVERGED]
+        _logger.info(
+            "Probe trial %d stops at epoch %d: probe trial %d already converged to %d latent "
+            "dimensions.",
+            self.trial.number,
+            self.epochs,
+            first.number,
+            width,
+        )
+        self._end(f"superseded: trial {first.number} converged first, to {width}", None)
 
     def _end(self, outcome: str, converged: int | None) -> None:
         storage, trial_id = self.trial.storage, self.trial._trial_id

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 _logger = logging.getLogger(__name__)
 
+_REFRESH_ROUNDS = 5
+
 
 class NoConvergedWidthError(RuntimeError):
     """Raised when every allowed probe ended without a converged latent width."""
@@ -141,6 +143,23 @@ class SOSAESampler(BaseSampler):
             )
         return width
 
+    def check_probe_budget(self, study: Study) -> None:
+        """Raise if the study can no longer find a width: no probe converged, none may start.
+
+        A runner calls this between trials (the ``optuna-sosae`` CLI does, from a callback) to
+        stop before starting a trial that would only fail with the same error.
+
+        Raises:
+            NoConvergedWidthError: No width has converged and ``max_probes`` probes have ended
+                without converging.
+        """
+        trials = study.get_trials(deepcopy=False)
+        if _attrs.decided_width(trials) is not None:
+            return
+        failed = _unconverged_probes(trials, exclude=-1)
+        if len(failed) >= self.max_probes:
+            raise NoConvergedWidthError(_give_up_message(failed, self.max_probes))
+
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
         self._base_sampler.before_trial(study, trial)
 
@@ -174,10 +193,13 @@ class SOSAESampler(BaseSampler):
         for key, value in updates.items():
             storage.set_trial_system_attr(trial_id, key, value)
             trial.system_attrs[key] = value
-        user_updates: dict[str, Any] = {_attrs.ROLE: role}
-        for stale_user, reset in ((_attrs.FLOPS, 0), (_attrs.WIDTH, None), (_attrs.WIDTHS, None)):
+        # Every trial starts with a FLOP count of 0, so that a trial killed before its first
+        # write still has one, and a re-queued trial does not carry the count of the run it
+        # replaces (RetryHeartbeatStaleTrialCallback copies the user attributes).
+        user_updates: dict[str, Any] = {_attrs.ROLE: role, _attrs.FLOPS: 0}
+        for stale_user in (_attrs.WIDTH, _attrs.WIDTHS):
             if stale_user in trial.user_attrs:
-                user_updates[stale_user] = reset
+                user_updates[stale_user] = None
         for key, value in user_updates.items():
             storage.set_trial_user_attr(trial_id, key, value)
             trial.user_attrs[key] = value
@@ -201,13 +223,30 @@ class SOSAESampler(BaseSampler):
                     trial.number,
                     self.latent_param,
                 )
-        trials = study.get_trials(deepcopy=False)
-        total = _attrs.sum_flops(trials)
-        study._storage.set_study_user_attr(study._study_id, _attrs.FLOPS_TOTAL, total)
+        trials = _refresh_flops_total(study)
         width = _attrs.decided_width(trials)
         if width is not None and study.user_attrs.get(_attrs.LATENT_DIM) != width:
             study._storage.set_study_user_attr(study._study_id, _attrs.LATENT_DIM, width)
         self._base_sampler.after_trial(study, trial, state, values)
+
+
+def _refresh_flops_total(study: Study) -> list[FrozenTrial]:
+    # Several workers refresh the total as their trials end. A worker may read the sum before
+    # another worker's last FLOP write and store it after that worker's refresh; reading the
+    # sum again after each store, until it matches, makes the last store a fresh sum. (A
+    # mismatch that outlasts the few rounds comes from trials still running; each of them
+    # refreshes the total again when it ends.)
+    storage, study_id = study._storage, study._study_id
+    trials = study.get_trials(deepcopy=False)
+    total = _attrs.sum_flops(trials)
+    for _ in range(_REFRESH_ROUNDS):
+        storage.set_study_user_attr(study_id, _attrs.FLOPS_TOTAL, total)
+        trials = study.get_trials(deepcopy=False)
+        fresh = _attrs.sum_flops(trials)
+        if fresh == total:
+            break
+        total = fresh
+    return trials
 
 
 def _is_upper(trial: FrozenTrial, name: str, value: Any) -> bool:

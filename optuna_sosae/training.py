@@ -218,8 +218,10 @@ class SOSAEObjective:
     def __call__(self, trial: optuna.Trial) -> float:
         width = trial.suggest_int(self.latent_param, 1, self.max_dim)
 
+        bridges: list[SOSAEBridge] = []
+
         def make_bridge(model: MLPAutoencoder) -> SOSAEBridge:
-            return SOSAEBridge(
+            bridge = SOSAEBridge(
                 trial,
                 decoder_weight=model.decoder_input.weight,
                 baseline_loss=self.dataset.baseline_loss,
@@ -228,6 +230,8 @@ class SOSAEObjective:
                 max_epochs=self.config.epochs,
                 **self.bridge_options,
             )
+            bridges.append(bridge)
+            return bridge
 
         def on_epoch(epoch: int, val_loss: float) -> None:
             if self.progress is not None:
@@ -243,6 +247,9 @@ class SOSAEObjective:
             on_epoch=on_epoch,
             on_model=self._keep,
         )
+        # A probe that spent its budget without settling ends here, unconverged, instead of
+        # completing with a value at the generous width.
+        bridges[-1].finish()
         if not math.isfinite(result.val_loss):
             raise ValueError(
                 f"trial {trial.number} at width {width} ended with validation loss "
