@@ -67,6 +67,12 @@ def db_url(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
+def postgres_url() -> str:
+    """URL of the PostgreSQL server alone."""
+    return server_url("postgresql")
+
+
+@pytest.fixture
 def study_name() -> str:
     """A study name no other test (or earlier run) uses."""
     return f"test-{uuid.uuid4().hex[:12]}"
