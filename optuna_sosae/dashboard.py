@@ -131,7 +131,18 @@ def tune_note(
         )
     probe = probes[0]
     record = probe.system_attrs.get(_attrs.SYS_TRAJECTORY)
-    epochs = f" after {len(record[0])} epochs" if isinstance(record, list) and record else ""
+    epochs = len(record[0]) if isinstance(record, list) and record else None
+    if str(probe.system_attrs.get(_attrs.SYS_OUTCOME, "")).startswith("ran out"):
+        # A probe that used its whole budget while its penalty was binding keeps its last
+        # width; say so instead of calling it settled.
+        ending = (
+            f"until its {epochs or 'allowed'} epochs ran out before the width had held for the "
+            f"pruner's patience; it took its last active width, **{width}** (more epochs may "
+            "give a smaller width). "
+        )
+    else:
+        after = f" after {epochs} epochs" if epochs else ""
+        ending = f"until its active width settled at **{width}**{after}. "
     share = flops_probes / flops_total if flops_total else 0.0
 
     lines = [
@@ -139,9 +150,9 @@ def tune_note(
         "",
         f"The probe (trial {probe.number}) started at the generous width of {max_dim} latent "
         "units and trained under SOSAE's position-weighted penalty, which charges units more "
-        "the further back they sit and so silences the tail of the code, until its active "
-        f"width settled at **{width}**{epochs}. "
-        f"Trial {tuned_trial} then trained a fresh model at width {width}.",
+        "the further back they sit and so silences the tail of the code, "
+        + ending
+        + f"Trial {tuned_trial} then trained a fresh model at width {width}.",
         "",
         "| | |",
         "|---|---|",
@@ -162,8 +173,8 @@ def tune_note(
             "(logistic regression on the codes) |"
         )
     lines += [
-        f"| Tolerance | {tolerance:g}: the tuned width may leave up to {tolerance:.0%} more "
-        f"of the data's variance unexplained than the generous width of {max_dim} |",
+        f"| Tolerance | {tolerance:g}: the probe shrinks the code while its reconstruction "
+        f"leaves at most {tolerance:.0%} of the data's variance unexplained |",
         "",
         "Each trial's FLOP count is its `flops` user attribute and its role (probe or tuned) "
         "is `sosae_role`; the figure *width-trajectory* shows the probe's active width per "

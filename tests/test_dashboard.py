@@ -20,7 +20,9 @@ PROBE_FLOPS = 2_256_076_800
 TUNED_FLOPS = 2_174_976_000
 
 
-def _study(*, with_tuned: bool = True) -> optuna.Study:
+def _study(
+    *, with_tuned: bool = True, outcome: str = "converged to 7 after 17 epochs"
+) -> optuna.Study:
     """A study shaped like one ``optuna-sosae tune`` writes: a converged probe, a tuned trial."""
     study = optuna.create_study()
     distribution: dict[str, BaseDistribution] = {"latent_dim": IntDistribution(1, 16)}
@@ -38,6 +40,7 @@ def _study(*, with_tuned: bool = True) -> optuna.Study:
             system_attrs={
                 "sosae:role": "probe",
                 "sosae:converged_width": 7,
+                "sosae:outcome": outcome,
                 "sosae:trajectory": [[16] * 10 + [14, 9] + [7] * 5, [False] * 17],
             },
         )
@@ -111,8 +114,24 @@ def test_tune_note_explains_width_flops_and_tolerance() -> None:
     assert "| FLOPs in the whole study | 4.43 GFLOPs |" in note
     assert "0.34% of the data's variance" in note
     assert "98.5%" in note
-    assert "up to 5% more of the data's variance unexplained" in note
+    assert "at most 5% of the data's variance unexplained" in note
     assert len(note) <= CHUNK
+
+
+def test_tune_note_says_when_the_probe_ran_out_of_epochs() -> None:
+    study = _study(outcome="ran out of epochs at width 7 before settling")
+    note = dashboard.tune_note(
+        study,
+        max_dim=16,
+        tolerance=0.05,
+        val_loss=0.0034,
+        baseline_loss=1.0,
+        downstream_accuracy=None,
+        tuned_trial=1,
+    )
+    assert "settled" not in note
+    assert "until its 17 epochs ran out" in note
+    assert "it took its last active width, **7**" in note
 
 
 def test_tune_note_without_labels_or_width() -> None:
