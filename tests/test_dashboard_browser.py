@@ -47,23 +47,8 @@ def _browser_helpers() -> ModuleType:
     return module
 
 
-def _tune(storage_url: str) -> dict[str, Any]:
-    # 20 epochs: the synthetic probe settles around epoch 17 at --max-dim 16.
-    command = [
-        sys.executable,
-        "-m",
-        "optuna_sosae.cli",
-        "tune",
-        "--dataset",
-        "synthetic",
-        "--max-dim",
-        "16",
-        "--epochs",
-        "20",
-        "--storage",
-        storage_url,
-        "--json",
-    ]
+def _cli(*args: str) -> dict[str, Any]:
+    command = [sys.executable, "-m", "optuna_sosae.cli", *args, "--json"]
     env = dict(os.environ, PYTHONPATH=str(REPO))
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr
@@ -71,7 +56,7 @@ def _tune(storage_url: str) -> dict[str, Any]:
     return summary
 
 
-def test_dashboard_shows_what_tune_recorded(tmp_path: Path) -> None:
+def _browser() -> tuple[ModuleType, tuple[str, str]]:
     for module in ("selenium", "optuna_dashboard"):
         if importlib.util.find_spec(module) is None:
             _unavailable(f"{module} is not installed: pip install -e '.[dashboard,browser]'")
@@ -79,7 +64,19 @@ def test_dashboard_shows_what_tune_recorded(tmp_path: Path) -> None:
     paths = helpers.find_chromium()
     if paths is None:
         _unavailable(INSTALL_HINT)
+    return helpers, paths
 
+
+def _tune(storage_url: str) -> dict[str, Any]:
+    # 20 epochs: the synthetic probe settles around epoch 17 at --max-dim 16.
+    return _cli(
+        "tune", "--dataset", "synthetic", "--max-dim", "16", "--epochs", "20",
+        "--storage", storage_url,
+    )  # fmt: skip
+
+
+def test_dashboard_shows_what_tune_recorded(tmp_path: Path) -> None:
+    helpers, paths = _browser()
     storage_url = f"sqlite:///{tmp_path / 'sosae.db'}"
     summary = _tune(storage_url)
     width = summary["latent_dim"]
@@ -135,3 +132,34 @@ def test_dashboard_shows_what_tune_recorded(tmp_path: Path) -> None:
     for shot in shots:
         assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert shot.stat().st_size > 10_000
+
+
+def test_dashboard_shows_the_comparison_figures_and_note(tmp_path: Path) -> None:
+    helpers, paths = _browser()
+    storage_url = f"sqlite:///{tmp_path / 'compare.db'}"
+    # A small comparison: 30 epochs let the synthetic probe settle at --max-dim 8.
+    summary = _cli(
+        "compare", "--dataset", "synthetic", "--max-dim", "8", "--epochs", "30",
+        "--grid", "pow2", "--tpe-seeds", "1", "--tpe-budget", "3", "--final-seeds", "1",
+        "--storage", storage_url,
+    )  # fmt: skip
+    studies = summary["settings"]["studies"]
+    assert len(studies) == 3  # sosae, grid and one TPE run
+    sosae_width = summary["methods"]["sosae"]["latent_dim"]
+
+    with helpers.serve_dashboard(storage_url) as base_url, helpers.open_chromium(*paths) as page:
+        for name in studies:
+            study_id = optuna.load_study(study_name=name, storage=storage_url)._study_id
+            page.get(f"{base_url}/studies/{study_id}")
+            # Every study of the comparison carries the same three figures.
+            for graph_id, title in (
+                ("loss-vs-width", "loss"),
+                ("width-vs-flops", "FLOPs"),
+                ("probe-width", "probe"),
+            ):
+                figure = helpers.wait_for_figure(page, graph_id)
+                assert title.lower() in figure.text.lower(), (name, graph_id, figure.text)
+            page.get(f"{base_url}/studies/{study_id}/note")
+            helpers.wait_for_text(page, "SOSAE against grid, tpe on synthetic")
+            body = page.find_element("tag name", "body").text
+            assert re.search(rf"sosae\s+{sosae_width}\b", body), body[:800]
