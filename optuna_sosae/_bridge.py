@@ -80,7 +80,10 @@ class SOSAEBridge:
             :func:`optuna_sosae.data.Dataset.baseline_loss`. It sets the scale of the penalty
             and the loss budget.
         tolerance:
-            Share of the data's variance the probe's reconstruction may give up.
+            Share of the data's variance the probe's reconstruction may give up. The
+            criterion of ``optuna-sosae compare`` allows this share on top of the loss at the
+            generous width, which the probe cannot know; keeping within the share alone is
+            stricter by that loss (on digits 15% of the budget, so a few units wider).
         latent_param:
             Name of the latent parameter; taken from the study's
             :class:`~optuna_sosae.SOSAESampler` when omitted.
@@ -92,8 +95,8 @@ class SOSAEBridge:
             Relative activity under which a latent unit counts as silent; see
             :func:`~optuna_sosae.active_width`. 5% rather than 1%: on digits 1% left a long
             tail of weak units in use (widths 36-51 over three seeds, 25 by grid search under
-            the same tolerance) where 5% gave 29-31; on the synthetic data of known dimension
-            both found it, 5% a few epochs sooner.
+            the same tolerance) where 5% gives 31, 29 and 26 (``benchmarks/warm_start.py``); on
+            the synthetic data of known dimension both find it, 5% a few epochs sooner.
         weight, beta, gamma:
             Position weight of the penalty; see :func:`~optuna_sosae.position_weights`.
         write_every:

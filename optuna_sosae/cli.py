@@ -113,7 +113,8 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
         type=_fraction,
         default=DEFAULT_TOLERANCE,
         help="share of the data's variance the tuned model may leave unexplained beyond what "
-        f"the full width explains (default {DEFAULT_TOLERANCE})",
+        "the full width leaves; the probe keeps its own loss within this share of the variance, "
+        f"a little stricter (default {DEFAULT_TOLERANCE})",
     )
     parser.add_argument("--epochs", type=_positive_int, default=60, help="epochs per trial")
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
