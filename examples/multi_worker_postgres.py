@@ -18,9 +18,9 @@ own: everything the workers must agree on is in the storage) and runs a plain
   worker trains at that width.
 - Every finished trial has its ``flops``; the study's ``flops_total`` is their sum.
 
-The storage has a heartbeat: if a worker is killed, its running trial is failed once the
-grace period has passed and re-queued once (``RetryHeartbeatStaleTrialCallback``), and the
-FLOPs it had written stay counted.
+The storage comes from ``optuna_sosae.heartbeat_storage``: if a worker is killed, its running
+trial is failed once the grace period (30 s) has passed and re-queued once
+(``RetryHeartbeatStaleTrialCallback``), and the FLOPs it had written stay counted.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import time
-import warnings
 
 import optuna
 
@@ -43,20 +42,6 @@ LOCAL_SERVER = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
 DATA = make_linear(k=5, n_features=40, seed=0)  # 5 hidden factors in 40 features
 MAX_DIM = 32
 EPOCHS = 60
-
-
-def open_storage(url: str) -> optuna.storages.RDBStorage:
-    with warnings.catch_warnings():
-        # Optuna marks heartbeats experimental; they are what recovers a killed worker's trial.
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RDBStorage(
-            url,
-            heartbeat_interval=10,
-            grace_period=30,
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
-                max_retry=1
-            ),
-        )
 
 
 def objective(trial: optuna.Trial) -> float:
@@ -86,7 +71,7 @@ def worker(url: str, study_name: str, n_trials: int) -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.load_study(
         study_name=study_name,
-        storage=open_storage(url),
+        storage=optuna_sosae.heartbeat_storage(url),
         sampler=optuna_sosae.SOSAESampler("latent_dim"),
         pruner=optuna_sosae.SOSAEPruner(),
     )
@@ -104,7 +89,9 @@ def main() -> None:
 
     # Create the study once before the workers start, as Optuna advises for distributed runs:
     # workers that all create it on a new database race to create its tables.
-    optuna.create_study(study_name=args.study_name, storage=open_storage(args.storage))
+    optuna.create_study(
+        study_name=args.study_name, storage=optuna_sosae.heartbeat_storage(args.storage)
+    )
     context = multiprocessing.get_context("spawn")  # separate interpreters, like machines
     processes = [
         context.Process(target=worker, args=(args.storage, args.study_name, args.trials))

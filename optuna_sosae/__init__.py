@@ -14,6 +14,7 @@ from optuna_sosae._penalty import width_within_tolerance
 from optuna_sosae._pruner import SOSAEPruner
 from optuna_sosae._sampler import NoConvergedWidthError
 from optuna_sosae._sampler import SOSAESampler
+from optuna_sosae._storage import heartbeat_storage
 from optuna_sosae._truncate import truncate_consumer
 from optuna_sosae._truncate import truncate_producer
 
@@ -30,6 +31,7 @@ __all__ = [
     "active_width",
     "count_flops",
     "flops_total",
+    "heartbeat_storage",
     "position_weights",
     "truncate_consumer",
     "truncate_producer",

@@ -16,7 +16,6 @@ import sys
 import time
 from typing import Any
 from typing import NoReturn
-import warnings
 
 import optuna
 import torch
@@ -26,6 +25,7 @@ from optuna_sosae import dashboard
 from optuna_sosae._pruner import SOSAEPruner
 from optuna_sosae._sampler import NoConvergedWidthError
 from optuna_sosae._sampler import SOSAESampler
+from optuna_sosae._storage import heartbeat_storage
 from optuna_sosae.data import Dataset
 from optuna_sosae.data import load_digits
 from optuna_sosae.data import load_file
@@ -234,19 +234,7 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
 
 def _rdb_storage(url: str) -> optuna.storages.RDBStorage:
     _check_answers(url)
-    with warnings.catch_warnings():
-        # Heartbeats are marked experimental in Optuna; they are what makes a killed worker's
-        # trial recoverable, so we use them knowingly.
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RDBStorage(
-            url,
-            heartbeat_interval=10,
-            grace_period=30,
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
-                max_retry=1
-            ),
-            engine_kwargs=_engine_kwargs(url),
-        )
+    return heartbeat_storage(url, engine_kwargs=_engine_kwargs(url))
 
 
 def _check_answers(url: str) -> None:

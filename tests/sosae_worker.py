@@ -14,7 +14,6 @@ import argparse
 import json
 import time
 from typing import Any
-import warnings
 
 import optuna
 import torch
@@ -40,17 +39,10 @@ SEEN_CONVERGED = "test_converged_at_start"
 
 
 def make_storage(url: str, *, grace_period: int) -> optuna.storages.RDBStorage:
-    """An RDB storage whose heartbeat fails a killed worker's trial and re-queues it once."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RDBStorage(
-            url,
-            heartbeat_interval=HEARTBEAT_INTERVAL,
-            grace_period=grace_period,
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
-                max_retry=1
-            ),
-        )
+    """The package's heartbeat storage, with a heartbeat short enough for a test."""
+    return optuna_sosae.heartbeat_storage(
+        url, heartbeat_interval=HEARTBEAT_INTERVAL, grace_period=grace_period
+    )
 
 
 def make_study(url: str, study_name: str, *, grace_period: int, seed: int) -> optuna.Study:
