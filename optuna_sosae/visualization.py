@@ -150,13 +150,7 @@ def plot_width_vs_flops(
                 marker={"symbol": SYMBOLS.get(method, "circle"), "size": 6},
             )
         )
-    if reference_width is not None:
-        figure.add_hline(
-            y=reference_width,
-            line_dash="dash",
-            line_color="gray",
-            annotation_text=f"grid's answer: {reference_width}",
-        )
+    _mark_grid_answer(figure, reference_width)
     figure.update_layout(
         title="Best width so far against FLOPs spent",
         xaxis_title="FLOPs spent (tuning, then SOSAE's tuned trial)",
@@ -187,13 +181,7 @@ def plot_probe_trajectory(
     if trajectory:
         points = [(int(epoch), int(width)) for epoch, width in trajectory]
         figure.add_trace(_step_trace(points, "probe's active width", COLORS["sosae"]))
-    if reference_width is not None:
-        figure.add_hline(
-            y=reference_width,
-            line_dash="dash",
-            line_color="gray",
-            annotation_text=f"grid's answer: {reference_width}",
-        )
+    _mark_grid_answer(figure, reference_width)
     figure.update_layout(
         title="SOSAE probe: active latent width by epoch",
         xaxis_title="epoch",
@@ -276,6 +264,17 @@ def _trajectory_points(trial: FrozenTrial) -> list[tuple[int, int]]:
     if last_epoch > points[-1][0]:
         points.append((last_epoch, points[-1][1]))
     return points
+
+
+def _mark_grid_answer(figure: go.Figure, reference_width: int | None) -> None:
+    # Grid search's answer under the criterion, the reference every method is judged by.
+    if reference_width is not None:
+        figure.add_hline(
+            y=reference_width,
+            line_dash="dash",
+            line_color="gray",
+            annotation_text=f"grid's answer: {reference_width}",
+        )
 
 
 def _step_trace(
