@@ -391,7 +391,16 @@ def run_tune(args: argparse.Namespace) -> dict[str, Any]:
         ),
     )
     if args.output is not None:
-        save_model(model, args.output, **{k: v for k, v in summary.items() if k != "storage"})
+        offset, scale = dataset.input_map()
+        save_model(
+            model,
+            args.output,
+            **{k: v for k, v in summary.items() if k != "storage"},
+            preprocessing=dataset.preprocessing,
+            # Raw features map to the model's input as (x - input_offset) / input_scale.
+            input_offset=offset.tolist(),
+            input_scale=scale.tolist(),
+        )
         summary["output"] = str(args.output)
     return summary
 

@@ -33,6 +33,10 @@ class Dataset:
             with other data fails instead of mixing results.
         intrinsic_dim:
             The true dimension for generated data, else ``None``.
+        input_offset, input_scale:
+            The per-feature map from raw features to the model's input,
+            ``(x - input_offset) / input_scale`` (see :meth:`transform`); ``optuna-sosae tune
+            --output`` saves them with the model so that it can encode new raw data.
     """
 
     name: str
@@ -43,6 +47,26 @@ class Dataset:
     preprocessing: str
     fingerprint: str
     intrinsic_dim: int | None = None
+    input_offset: np.ndarray | None = None
+    input_scale: np.ndarray | None = None
+
+    def input_map(self) -> tuple[np.ndarray, np.ndarray]:
+        """The per-feature ``(offset, scale)`` of :meth:`transform` (0 and 1 when unset)."""
+        n = self.n_features
+        offset = np.zeros(n) if self.input_offset is None else np.asarray(self.input_offset)
+        scale = np.ones(n) if self.input_scale is None else np.asarray(self.input_scale)
+        return offset, scale
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        """Map raw features (rows like the data this set was made from) to the model's input."""
+        x = np.asarray(x, dtype=np.float64)
+        if x.ndim != 2 or x.shape[1] != self.n_features:
+            raise ValueError(
+                f"expected an array of shape [samples, {self.n_features}], got {x.shape}."
+            )
+        offset, scale = self.input_map()
+        mapped: np.ndarray = ((x - offset) / scale).astype(np.float32)
+        return mapped
 
     @property
     def n_features(self) -> int:
@@ -98,6 +122,8 @@ def split(
     if len(train) < 1:
         raise ValueError(f"{len(x)} samples are too few to split off a validation set.")
     x_train, x_val = x[train], x[val]
+    mean = np.zeros(x.shape[1])
+    std = np.ones(x.shape[1])
     if standardize:
         mean = x_train.mean(axis=0)
         std = x_train.std(axis=0)
@@ -115,6 +141,8 @@ def split(
         preprocessing=preprocessing or "none",
         fingerprint=_fingerprint(x, y_arr, extra),
         intrinsic_dim=intrinsic_dim,
+        input_offset=mean,
+        input_scale=std,
     )
 
 
@@ -127,7 +155,7 @@ def load_digits(*, seed: int = 0) -> Dataset:
     from sklearn.datasets import load_digits as sklearn_digits
 
     bunch = sklearn_digits()
-    return split(
+    dataset = split(
         "digits",
         bunch.data / 16.0,
         bunch.target,
@@ -135,6 +163,8 @@ def load_digits(*, seed: int = 0) -> Dataset:
         standardize=False,
         preprocessing="pixels scaled to [0, 1]",
     )
+    # The raw pixels (0..16) reach the model divided by 16.
+    return dataclasses.replace(dataset, input_scale=np.full(dataset.n_features, 16.0))
 
 
 def make_linear(

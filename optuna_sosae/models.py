@@ -112,8 +112,18 @@ def load_model(path: str | Path) -> tuple[MLPAutoencoder, dict[str, Any]]:
     """Load a model saved by :func:`save_model` (or ``optuna-sosae tune --output``).
 
     Returns:
-        The model in eval mode and the metadata saved with it (data preprocessing, the study
-        it came from, its validation loss).
+        The model in eval mode and the metadata saved with it. From ``optuna-sosae tune
+        --output`` that is the run's summary (width, FLOPs, validation loss, study name) plus
+        ``preprocessing`` (in words) and ``input_offset`` / ``input_scale``: raw features
+        reach the model as ``(x - input_offset) / input_scale``, per feature.
+
+    Example:
+
+        .. code-block:: python
+
+            model, meta = load_model("model.pt")
+            x = (x_raw - np.asarray(meta["input_offset"])) / np.asarray(meta["input_scale"])
+            codes = model.encode(torch.as_tensor(x, dtype=torch.float32))
     """
     payload = torch.load(Path(path), map_location="cpu", weights_only=True)
     if not isinstance(payload, dict) or payload.get("format") != "optuna-sosae-model/1":

@@ -47,6 +47,11 @@ def test_tune_saves_a_loadable_model_and_joins_the_study(
     first = json.loads(capsys.readouterr().out)
     model, metadata = load_model(tmp_path / "m.pt")
     assert model.config.latent_dim == first["latent_dim"] == metadata["latent_dim"]
+    # What a user needs to encode new raw data: the map from raw features to the model's input.
+    offset, scale = make_linear(seed=0).input_map()
+    assert np.allclose(metadata["input_offset"], offset)
+    assert np.allclose(metadata["input_scale"], scale)
+    assert metadata["preprocessing"].startswith("standardized")
     assert first["downstream_accuracy"] is not None and first["downstream_accuracy"] > 0.8
     # Joining the same study runs no second probe: only a tuned trial at the stored width.
     assert main([*args, "--json"]) == 0

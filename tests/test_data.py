@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import optuna
 import pytest
+from sklearn.datasets import load_digits as sklearn_digits
 
 from optuna_sosae import SOSAEPruner
 from optuna_sosae import SOSAESampler
@@ -71,3 +72,17 @@ def test_csv_with_header_and_npz_with_labels(tmp_path: Path) -> None:
     np.savez(npz, X=np.ones((5, 2)), y=np.ones(5) * 0.5)
     with pytest.raises(ValueError, match="integer labels"):
         load_file(npz)
+
+
+def test_transform_maps_raw_rows_onto_the_prepared_features(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    raw = rng.normal(5.0, 3.0, size=(60, 4))
+    np.save(tmp_path / "raw.npy", raw)
+    for dataset in (load_file(tmp_path / "raw.npy"), load_digits()):
+        source = raw if dataset.name != "digits" else sklearn_digits().data
+        mapped = dataset.transform(source)
+        # Every validation row is one of the raw rows, mapped as the model saw it.
+        for row in dataset.x_val[:20]:
+            assert np.isclose(mapped, row, atol=1e-5).all(axis=1).any()
+    with pytest.raises(ValueError, match=r"shape \[samples, 4\], got \(3,\)"):
+        load_file(tmp_path / "raw.npy").transform(np.zeros(3))
