@@ -97,7 +97,7 @@ def _check_study(study: optuna.Study, reported: list[Any]) -> int:
 
     # Exactly one width decided: every tuned trial trained at it and recorded it.
     tuned = [t for t in trials if t.user_attrs.get(_attrs.ROLE) == _attrs.TUNED]
-    assert len(tuned) >= len(reported)
+    assert tuned
     assert {t.params["latent_dim"] for t in tuned} == {width}
     assert {t.system_attrs[_attrs.SYS_DECIDED] for t in tuned} == {width}
     assert all(t.state == TrialState.COMPLETE for t in tuned)
@@ -139,7 +139,10 @@ def test_cli_workers_agree_on_one_width(
     study = optuna.load_study(study_name=study_name, storage=db_url)
     width = _check_study(study, [s["latent_dim"] for s in summaries])
     trials = study.get_trials(deepcopy=False)
+    # Each CLI worker probes until a width is decided, then trains its own tuned trial.
+    assert len({s["tuned_trial"] for s in summaries}) == WORKERS
     for summary in summaries:
+        assert trials[summary["tuned_trial"]].user_attrs[_attrs.ROLE] == _attrs.TUNED
         assert trials[summary["tuned_trial"]].params["latent_dim"] == width
         assert summary["flops_total"] <= study.user_attrs[_attrs.FLOPS_TOTAL]
 
@@ -165,13 +168,25 @@ def test_own_optimize_workers_agree_on_one_width(db_url: str, study_name: str) -
     numbers = sorted(n for r in reports for n in r["trials"])
     assert numbers == list(range(2 * WORKERS))
 
-    converged = _attrs.converged_probes(study.get_trials(deepcopy=False))
-    probes = [t for t in study.trials if t.user_attrs[_attrs.ROLE] == _attrs.PROBE]
+    trials = study.get_trials(deepcopy=False)
+    decider = _attrs.converged_probes(trials)[0]
+    probes = [t for t in trials if t.user_attrs[_attrs.ROLE] == _attrs.PROBE]
     assert len({t.params["lr"] for t in probes}) == len(probes)
     for t in probes:
-        if t not in converged:
-            outcome = t.system_attrs[_attrs.SYS_OUTCOME]
+        outcome = t.system_attrs[_attrs.SYS_OUTCOME]
+        if t.number == decider.number:
+            assert outcome.startswith(("converged", "ran out of epochs at width")), outcome
+        elif t.datetime_complete < decider.datetime_complete:
+            # Ended before the width was decided: it ran out of epochs unconverged (any other
+            # ending would have converged first), so its worker's next trial probed again.
+            assert outcome.startswith("ran out of epochs"), outcome
+        else:
+            # Still running when the width was decided: it stood down at its next check, or
+            # settled before that check and stored nothing in the decider's place.
             assert outcome.startswith(("superseded", "converged")), outcome
+    # Every trial started after the decision was a tuned trial at the decided width.
+    later = [t for t in trials if t.datetime_start > decider.datetime_complete]
+    assert all(t.user_attrs[_attrs.ROLE] == _attrs.TUNED for t in later)
 
 
 def _kill_probe_mid_run(db_url: str, study_name: str) -> tuple[int, int]:
