@@ -242,7 +242,7 @@ def _check_answers(url: str) -> None:
     # the server's greeting: a port that accepts and stays silent would hang the CLI. One
     # short connection with a read timeout finds such a server before Optuna connects (the
     # storage itself keeps no read timeout: a query may rightly wait on a lock).
-    if url.split(":", 1)[0].split("+", 1)[0] not in ("mysql", "mariadb"):
+    if _backend(url) not in ("mysql", "mariadb"):
         return
     import sqlalchemy
 
@@ -255,8 +255,13 @@ def _check_answers(url: str) -> None:
         engine.dispose()
 
 
+def _backend(url: str) -> str:
+    # "postgresql+psycopg2://..." -> "postgresql": the dialect, without the driver.
+    return url.split(":", 1)[0].split("+", 1)[0]
+
+
 def _engine_kwargs(url: str) -> dict[str, Any] | None:
-    backend = url.split(":", 1)[0].split("+", 1)[0]
+    backend = _backend(url)
     if backend == "sqlite":
         return None
     kwargs: dict[str, Any] = {"pool_pre_ping": True}
