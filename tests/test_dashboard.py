@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from typing import Any
 
 import optuna
 from optuna.distributions import BaseDistribution
@@ -96,16 +97,21 @@ def test_width_trajectory_fits_one_dashboard_chunk(probes: int) -> None:
     assert json.loads(stored)["layout"]["showlegend"] is (probes > 1)
 
 
+def _note(study: optuna.Study, **changes: Any) -> str:
+    """The note for a study, with the arguments ``optuna-sosae tune`` would pass, changed."""
+    arguments: dict[str, Any] = {
+        "max_dim": 16,
+        "tolerance": 0.05,
+        "val_loss": 0.0034,
+        "baseline_loss": 1.0,
+        "downstream_accuracy": None,
+        "tuned_trial": 1,
+    }
+    return dashboard.tune_note(study, **{**arguments, **changes})
+
+
 def test_tune_note_explains_width_flops_and_tolerance() -> None:
-    note = dashboard.tune_note(
-        _study(),
-        max_dim=16,
-        tolerance=0.05,
-        val_loss=0.0034,
-        baseline_loss=1.0,
-        downstream_accuracy=0.985,
-        tuned_trial=1,
-    )
+    note = _note(_study(), downstream_accuracy=0.985)
 
     assert note.startswith("## SOSAE tuned latent width: 7 (of at most 16)")
     assert "settled at **7** after 17 epochs" in note
@@ -120,43 +126,19 @@ def test_tune_note_explains_width_flops_and_tolerance() -> None:
 
 def test_tune_note_says_when_the_probe_ran_out_of_epochs() -> None:
     study = _study(outcome="ran out of epochs at width 7 before settling")
-    note = dashboard.tune_note(
-        study,
-        max_dim=16,
-        tolerance=0.05,
-        val_loss=0.0034,
-        baseline_loss=1.0,
-        downstream_accuracy=None,
-        tuned_trial=1,
-    )
+    note = _note(study)
     assert "settled" not in note
     assert "until its 17 epochs ran out" in note
     assert "it took its last active width, **7**" in note
 
 
 def test_tune_note_without_labels_or_width() -> None:
-    without_labels = dashboard.tune_note(
-        _study(),
-        max_dim=16,
-        tolerance=0.05,
-        val_loss=0.0034,
-        baseline_loss=1.0,
-        downstream_accuracy=None,
-        tuned_trial=1,
-    )
+    without_labels = _note(_study())
     assert "Downstream accuracy" not in without_labels
 
     study = optuna.create_study()
     study.add_trial(create_trial(value=1.0, user_attrs={"flops": 5_000_000}))
-    unconverged = dashboard.tune_note(
-        study,
-        max_dim=16,
-        tolerance=0.05,
-        val_loss=1.0,
-        baseline_loss=1.0,
-        downstream_accuracy=None,
-        tuned_trial=0,
-    )
+    unconverged = _note(study, val_loss=1.0, tuned_trial=0)
     assert unconverged.startswith("## SOSAE: no width found yet")
     assert "5 MFLOPs" in unconverged
 
