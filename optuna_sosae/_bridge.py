@@ -18,6 +18,7 @@ from optuna_sosae._flops import FlopMeter
 from optuna_sosae._penalty import SOSAEPenalty
 from optuna_sosae._penalty import WeightKind
 from optuna_sosae._penalty import active_width
+from optuna_sosae._penalty import unit_activity
 
 
 if TYPE_CHECKING:
@@ -171,6 +172,7 @@ class SOSAEBridge:
         self.last_val_loss = math.nan
         self.widths: list[int] = []
         self.binding: list[bool] = []
+        self.tail: list[float] = []
         self._written_flops = -1
         self._finished = False
         _LIVE[(id(trial.storage), trial._trial_id)] = self
@@ -254,6 +256,11 @@ class SOSAEBridge:
         width = active_width(val_latent, self.decoder_weight, threshold=self.threshold)
         budget = self.tolerance * self.baseline_loss
         self.widths.append(width)
+        # How strong the weakest kept unit is, relative to the strongest: the pruner reads
+        # from its trend whether that unit is still on its way out.
+        activity = unit_activity(val_latent, self.decoder_weight)
+        strongest = float(activity.max()) if width else 0.0
+        self.tail.append(round(float(activity[width - 1]) / strongest, 4) if width else 0.0)
         if width == 0:
             self._end(f"collapsed: every latent unit went silent at epoch {self.epochs}", None)
         # Cut the silent tail as training goes: with its decoder columns at zero the network
@@ -283,7 +290,7 @@ class SOSAEBridge:
 
         pruner = self.trial.study.pruner
         settle = getattr(pruner, "settled", None)
-        if settle is not None and settle(self.widths, self.binding, self.width):
+        if settle is not None and settle(self.widths, self.binding, self.width, tail=self.tail):
             # Check before storing: once a probe has decided the width, a later one must not
             # store a second converged width that a race on the finish times could promote.
             self._stand_down_if_decided()
@@ -362,7 +369,9 @@ class SOSAEBridge:
             compact = self.trajectory()
             storage.set_trial_user_attr(trial_id, _attrs.WIDTHS, compact)
             storage.set_trial_system_attr(
-                trial_id, _attrs.SYS_TRAJECTORY, [self.widths, self.binding, self.width]
+                trial_id,
+                _attrs.SYS_TRAJECTORY,
+                [self.widths, self.binding, self.width, self.tail],
             )
         if final:
             self._finished = True
