@@ -17,8 +17,8 @@ from optuna_sosae import _attrs
 from optuna_sosae._flops import FlopMeter
 from optuna_sosae._penalty import SOSAEPenalty
 from optuna_sosae._penalty import WeightKind
-from optuna_sosae._penalty import active_width
 from optuna_sosae._penalty import unit_activity
+from optuna_sosae._penalty import width_of_activity
 
 
 if TYPE_CHECKING:
@@ -253,14 +253,14 @@ class SOSAEBridge:
             )
             self._end(f"diverged: validation loss {val_loss} at epoch {self.epochs}", None)
         self.last_val_loss = val_loss
-        width = active_width(val_latent, self.decoder_weight, threshold=self.threshold)
+        activity = unit_activity(val_latent, self.decoder_weight)
+        width = width_of_activity(activity, threshold=self.threshold)
         budget = self.tolerance * self.baseline_loss
         self.widths.append(width)
         # How strong the weakest kept unit is, relative to the strongest: the pruner reads
         # from its trend whether that unit is still on its way out.
-        activity = unit_activity(val_latent, self.decoder_weight)
-        strongest = float(activity.max()) if width else 0.0
-        self.tail.append(round(float(activity[width - 1]) / strongest, 4) if width else 0.0)
+        tail = float(activity[width - 1] / activity.max()) if width else 0.0
+        self.tail.append(round(tail, 4))
         if width == 0:
             self._end(f"collapsed: every latent unit went silent at epoch {self.epochs}", None)
         # Cut the silent tail as training goes: with its decoder columns at zero the network

@@ -190,9 +190,13 @@ def active_width(
         threshold:
             Relative level, in ``(0, 1)``, below which a unit counts as silent.
     """
+    return width_of_activity(unit_activity(latent, decoder_weight), threshold=threshold)
+
+
+def width_of_activity(activity: torch.Tensor, *, threshold: float = 0.05) -> int:
+    """:func:`active_width` of per-unit activities already computed by :func:`unit_activity`."""
     if not 0.0 < threshold < 1.0:
         raise ValueError(f"threshold must be in (0, 1), got {threshold!r}.")
-    activity = unit_activity(latent, decoder_weight)
     strongest = float(activity.max()) if activity.numel() else 0.0
     if not math.isfinite(strongest) or strongest <= 0.0:
         return 0
