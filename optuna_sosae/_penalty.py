@@ -85,7 +85,7 @@ class SOSAEPenalty:
     grows gently and evenly. Measured with the adaptive probe (``python
     benchmarks/penalty_weights.py``, seeds 0-2): the power weight finds 5, 5, 5 on the linear
     data of dimension 5 and 31, 29, 26 on digits (grid search: 25); the exponential weight at
-    ``beta=0.1`` finds 6, 5, 7 and 32, 31, 31, and at ``beta=0.03`` 7, 9, 8 and 38, 41, 40.
+    ``beta=0.1`` finds 6, 5, 5 and 32, 31, 31, and at ``beta=0.03`` 7, 9, 8 and 38, 41, 40.
 
     Args:
         strength:
