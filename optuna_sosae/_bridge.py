@@ -310,6 +310,9 @@ class SOSAEBridge:
         # while binding below its generous width gives an upper bound worth using; one that
         # never got there has shown nothing.
         if self.binding[-1] and width < self.width:
+            # As on settling: a width decided meanwhile by another probe stands, and this one
+            # must not store a second.
+            self._stand_down_if_decided()
             _logger.warning(
                 "Probe trial %d used its %d epochs before its width settled; taking its last "
                 "width, %d. More epochs may give a smaller width.",

@@ -219,3 +219,28 @@ def test_a_probe_out_of_epochs_keeps_its_width_only_if_binding(
     study.optimize(objective, n_trials=1)
     assert study.trials[0].state == TrialState.PRUNED
     assert tuned_latent_dim(study) == expected
+
+
+def test_a_probe_out_of_epochs_after_another_converged_stands_down() -> None:
+    # Two probes run at once; the first ends out of epochs with its width taken. The second
+    # reaches its last epoch before its next stand-down check: it must not store a width too.
+    study = _study()
+    first, second = study.ask(), study.ask()
+
+    def run_out(trial: optuna.Trial) -> str:
+        width = trial.suggest_int("latent_dim", 1, 8)
+        bridge = SOSAEBridge(
+            trial, decoder_weight=torch.ones(2, width), baseline_loss=1.0, max_epochs=4
+        )
+        latent = torch.zeros(4, width)
+        latent[:, :2] = 1.0
+        with pytest.raises(optuna.TrialPruned):
+            for epoch in range(4):
+                bridge.epoch_end(0.001 if epoch < 3 else 0.04, latent)
+        study.tell(trial, state=TrialState.PRUNED)
+        return str(study.trials[trial.number].system_attrs["sosae:outcome"])
+
+    assert run_out(first).startswith("ran out of epochs at width 2")
+    assert run_out(second) == f"superseded: trial {first.number} converged first, to 2"
+    assert "sosae:converged_width" not in study.trials[second.number].system_attrs
+    assert tuned_latent_dim(study) == 2
