@@ -306,13 +306,13 @@ class SOSAEBridge:
             self._out_of_budget(width)
 
     def _out_of_budget(self, width: int) -> None:
+        # As on settling: a width decided meanwhile by another probe stands, and this probe's
+        # last width, taken or not, would not be used.
+        self._stand_down_if_decided()
         # The width only shrinks while the penalty binds, so a probe that ran out of epochs
         # while binding below its generous width gives an upper bound worth using; one that
         # never got there has shown nothing.
         if self.binding[-1] and width < self.width:
-            # As on settling: a width decided meanwhile by another probe stands, and this one
-            # must not store a second.
-            self._stand_down_if_decided()
             _logger.warning(
                 "Probe trial %d used its %d epochs before its width settled; taking its last "
                 "width, %d. More epochs may give a smaller width.",
