@@ -20,15 +20,16 @@ class SOSAEPruner(BasePruner):
 
     A probe has settled when, for ``patience`` consecutive epochs, its active width has stayed
     the same, its validation loss has sat near the loss budget (between half of it and 10%
-    over it; see :class:`~optuna_sosae.SOSAEBridge`), which means the penalty is binding: a
-    loss far below the budget leaves the penalty room to silence more units; and its weakest
-    kept unit has not faded to under ``fading`` times its highest relative activity in that
-    window. A unit on its way out stays above the silence threshold for a while; without
-    the last condition, a probe on linear data of 5 factors settled at 6 while its sixth unit
-    fell from 29% to 9% of the strongest unit's activity over the window (1 of 15 learning
-    rate and seed pairs, ``python benchmarks/intrinsic_dim.py --lr-sweep``). That is where
-    SOSAE saves compute: a probe stops as soon as the answer is known instead of running its
-    whole budget.
+    over it; see :class:`~optuna_sosae.SOSAEBridge`), which means the penalty is binding (a
+    loss far below the budget leaves the penalty room to silence more units), and its weakest
+    kept unit has kept at least ``fading`` times its highest relative activity in that window.
+    That is where SOSAE saves compute: a probe stops as soon as the answer is known instead of
+    running its whole budget.
+
+    The last condition is there because a unit on its way out stays above the silence
+    threshold for a while: without it, a probe on linear data of 5 factors settled at 6 while
+    its sixth unit fell from 29% to 9% of the strongest unit's activity over the window (1 of
+    15 learning rate and seed pairs, ``python benchmarks/intrinsic_dim.py --lr-sweep``).
 
     Trials that are not probes are judged by ``base_pruner`` (none by default) on the
     intermediate values the objective reports itself. The probe's width trajectory is never

@@ -198,6 +198,19 @@ def test_bad_latent_parameter_is_named() -> None:
         SOSAESampler(max_probes=0)
 
 
+def _run_out_of_epochs(trial: optuna.Trial, last_loss: float) -> None:
+    # A probe of 4 epochs whose first 2 units carry the signal: far under budget at first, so
+    # the strength grows, then at last_loss in its last epoch, where the bridge ends it.
+    width = trial.suggest_int("latent_dim", 1, 8)
+    bridge = SOSAEBridge(
+        trial, decoder_weight=torch.ones(2, width), baseline_loss=1.0, max_epochs=4
+    )
+    latent = torch.zeros(4, width)
+    latent[:, :2] = 1.0
+    for epoch in range(4):
+        bridge.epoch_end(0.001 if epoch < 3 else last_loss, latent)
+
+
 @pytest.mark.parametrize(("binding_loss", "expected"), [(0.04, 2), (0.001, None)])
 def test_a_probe_out_of_epochs_keeps_its_width_only_if_binding(
     binding_loss: float, expected: int | None
@@ -205,15 +218,7 @@ def test_a_probe_out_of_epochs_keeps_its_width_only_if_binding(
     study = _study(max_probes=1)
 
     def objective(trial: optuna.Trial) -> float:
-        width = trial.suggest_int("latent_dim", 1, 8)
-        bridge = SOSAEBridge(
-            trial, decoder_weight=torch.ones(2, width), baseline_loss=1.0, max_epochs=4
-        )
-        latent = torch.zeros(4, width)
-        latent[:, :2] = 1.0
-        for epoch in range(4):
-            # Far under budget at first, so the strength grows; then the given loss.
-            bridge.epoch_end(0.001 if epoch < 3 else binding_loss, latent)
+        _run_out_of_epochs(trial, binding_loss)
         return 1.0
 
     study.optimize(objective, n_trials=1)
@@ -228,15 +233,8 @@ def test_a_probe_out_of_epochs_after_another_converged_stands_down() -> None:
     first, second = study.ask(), study.ask()
 
     def run_out(trial: optuna.Trial) -> str:
-        width = trial.suggest_int("latent_dim", 1, 8)
-        bridge = SOSAEBridge(
-            trial, decoder_weight=torch.ones(2, width), baseline_loss=1.0, max_epochs=4
-        )
-        latent = torch.zeros(4, width)
-        latent[:, :2] = 1.0
         with pytest.raises(optuna.TrialPruned):
-            for epoch in range(4):
-                bridge.epoch_end(0.001 if epoch < 3 else 0.04, latent)
+            _run_out_of_epochs(trial, 0.04)
         study.tell(trial, state=TrialState.PRUNED)
         return str(study.trials[trial.number].system_attrs["sosae:outcome"])
 
